@@ -25,3 +25,12 @@ def test_save_npy_round_trip(tmp_path):
   np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), x)
   assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
   assert os.path.getsize(tmp_path / "x.npy") > 0
+
+
+def test_written_files_follow_the_umask(tmp_path):
+  old = os.umask(0o022)
+  try:
+    fileio.write_text(tmp_path / "a.txt", "x")
+  finally:
+    os.umask(old)
+  assert (os.stat(tmp_path / "a.txt").st_mode & 0o777) == 0o644

@@ -31,6 +31,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
   fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
                              suffix=".tmp")
   os.close(fd)
+  # mkstemp creates the file 0600; give it the mode a plain open() would (umask).
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o666 & ~umask)
   try:
     with open(tmp, mode.replace("x", "w"), **kwargs) as f:
       yield f
