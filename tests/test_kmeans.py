@@ -1,0 +1,100 @@
+"""Flat k-means: quality against scikit-learn, determinism across devices, streaming."""
+
+import jax
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from videobert_jax.quantize import feed, kmeans
+
+
+def _blobs(n=3000, dim=16, centers=8, std=1.0, seed=0):
+  x, y = make_blobs(n, n_features=dim, centers=centers, cluster_std=std, random_state=seed)
+  return x.astype(np.float32), y
+
+
+def test_inertia_within_one_percent_of_sklearn():
+  # Overlapping blobs; the same init budget (3 k-means++ runs) for both.
+  x, _ = _blobs(n=4000, dim=16, centers=10, std=2.5)
+  ours = kmeans.fit_kmeans(x, 10, seed=0, max_iter=300, tol=1e-6, n_init=3)
+  _, ours_inertia = kmeans.assign_nearest(x, ours.centroids)
+  sk = KMeans(10, n_init=3, random_state=0, max_iter=300).fit(x)
+  assert ours_inertia <= 1.01 * sk.inertia_, (ours_inertia, sk.inertia_)
+
+
+def test_recovers_well_separated_clusters():
+  x, y = _blobs(n=3000, dim=32, centers=8, std=0.5)
+  result = kmeans.fit_kmeans(x, 8, seed=0)
+  labels, _ = kmeans.assign_nearest(x, result.centroids)
+  assert adjusted_rand_score(y, labels) >= 0.95
+  assert result.converged and result.counts.sum() == len(x)
+
+
+def test_four_devices_give_the_same_centroids_as_one():
+  assert len(jax.devices()) == 4, "conftest.py sets 4 CPU devices"
+  x = np.random.default_rng(0).standard_normal((5000, 24)).astype(np.float32)
+  # Unstructured data: k-means amplifies any rounding difference, so this only
+  # passes when the sharded sums add in the same order as on one device.
+  four = kmeans.fit_kmeans(x, 7, seed=3, max_iter=40, tol=0, batch_size=1024)
+  one = kmeans.fit_kmeans(x, 7, seed=3, max_iter=40, tol=0, batch_size=1024,
+                          devices=jax.devices()[:1])
+  assert four.iterations == one.iterations == 40
+  np.testing.assert_array_equal(four.centroids, one.centroids)
+
+
+def test_streamed_batches_match_resident_array():
+  x, _ = _blobs(n=2500, dim=8, centers=5, std=0.4)
+  resident = kmeans.fit_kmeans(x, 5, seed=0, batch_size=512)
+  streamed = kmeans.fit_kmeans(
+      lambda: (x[i:i + 300] for i in range(0, len(x), 300)), 5, seed=0, batch_size=512,
+      init_sample_size=len(x))
+  np.testing.assert_allclose(streamed.centroids, resident.centroids, rtol=1e-4, atol=1e-4)
+  forced = kmeans.fit_kmeans(x, 5, seed=0, batch_size=512, max_resident_bytes=0)
+  np.testing.assert_allclose(forced.centroids, resident.centroids, rtol=1e-5, atol=1e-5)
+
+
+def test_empty_clusters_are_reseeded_from_far_points():
+  x, _ = _blobs(n=600, dim=4, centers=3, std=0.1)
+  # Two starting centroids far from all data: their clusters start empty.
+  init = np.concatenate([x[:3], np.full((2, 4), 1e3, np.float32)])
+  result = kmeans.fit_kmeans(x, 5, init=init, max_iter=50)
+  assert result.reseeded >= 2
+  assert (result.counts > 0).all()
+  assert np.abs(result.centroids).max() < 100
+
+
+def test_fewer_distinct_points_than_k():
+  x = np.repeat(np.eye(3, 6, dtype=np.float32), 50, axis=0)
+  result = kmeans.fit_kmeans(x, 5, seed=0)
+  assert np.isfinite(result.centroids).all()
+  assert (result.counts > 0).sum() == 3
+  assert result.inertia == pytest.approx(0.0, abs=1e-4)
+
+
+def test_kmeans_plus_plus_ignores_zero_weight_rows():
+  x = np.zeros((40, 3), np.float32)
+  x[:10] = np.random.default_rng(0).standard_normal((10, 3)) + 50.0
+  w = np.zeros(40, np.float32)
+  w[:10] = 1.0
+  centers = np.asarray(jax.jit(kmeans.kmeans_plus_plus, static_argnums=2)(
+      x, w, 4, jax.random.key(0)))
+  assert (np.abs(centers) > 10).all(), "a padding row (zeros) was chosen"
+
+
+def test_reservoir_sample():
+  blocks = [np.arange(i, i + 10, dtype=np.float32)[:, None] for i in range(0, 1000, 10)]
+  sample = feed.reservoir_sample(blocks, 100, seed=0, dim=1)
+  assert sample.shape == (100, 1) and len(np.unique(sample)) == 100
+  assert sample.mean() == pytest.approx(500, abs=100)  # not just the first rows
+  np.testing.assert_array_equal(sample, feed.reservoir_sample(blocks, 100, seed=0, dim=1))
+  short = feed.reservoir_sample(blocks[:2], 100, seed=0, dim=1)
+  np.testing.assert_array_equal(short[:, 0], np.arange(20))
+
+
+def test_rebatch_pads_only_the_last_batch():
+  blocks = [np.ones((7, 2)), np.ones((5, 2)) * 2]
+  out = list(feed.rebatch(blocks, 5, 2))
+  assert [valid for _, valid in out] == [5, 5, 2]
+  assert out[-1][0][2:].sum() == 0

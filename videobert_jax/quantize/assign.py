@@ -1,0 +1,153 @@
+"""Turns every video of a corpus into a visual-token sequence with a codebook.
+
+Output folder layout (written atomically, file by file):
+
+```
+OUT/
+  tokens/<name>.npy    int32 [num_clips]: visual word of each clip (tokens[i] is clip i)
+  tokens.jsonl         one line per video: {"video_id", "tokens" (path relative to OUT),
+                       "num_clips", "clip_seconds"}
+  summary.json         counts, skipped videos, codebook and settings
+```
+
+``<name>`` is the video id with characters other than letters, digits, ``-``,
+``_`` and ``.`` replaced by ``_`` (plus a short hash when that changed it), so ids
+such as ``a/b`` stay unique and stay inside ``tokens/``. Dataset builders call
+``assign_video`` directly on a video's features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+
+import numpy as np
+
+from videobert_jax import fileio
+from videobert_jax.corpus import reader
+from videobert_jax.quantize.codebook import Codebook
+
+ROWS_PER_CALL = 8192  # clips of several videos are assigned together in one call
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def assign_video(codebook: Codebook, features: np.ndarray, exact: bool = False) -> np.ndarray:
+  """Visual words (int32 ``[num_clips]``) of one video's ``[num_clips, D]`` features."""
+  features = np.asarray(features)
+  if features.ndim != 2 or features.shape[1] != codebook.feature_dim:
+    raise ValueError(f"features must be [num_clips, {codebook.feature_dim}] for this "
+                     f"codebook, got {features.shape}")
+  return codebook.assign(features, exact=exact)
+
+
+def token_file_name(video_id: str) -> str:
+  """A safe, unique file name for a video's token array."""
+  name = _UNSAFE.sub("_", video_id)
+  if name != video_id or name in (".", ".."):
+    name += "-" + hashlib.sha1(video_id.encode("utf-8")).hexdigest()[:8]
+  return name + ".npy"
+
+
+def assign_corpus(corpus_dir: str | os.PathLike, codebook: Codebook,
+                  out_dir: str | os.PathLike, exact: bool = False, skip_bad: bool = False,
+                  progress: bool = False) -> dict:
+  """Writes the token sequence of every video of ``corpus_dir`` under ``out_dir``.
+
+  Args:
+    corpus_dir: the corpus folder (``videos.jsonl`` + features).
+    codebook: the fitted codebook.
+    out_dir: output folder (layout in the module docstring).
+    exact: nearest leaf instead of tree descent.
+    skip_bad: skip (and list) bad lines and feature files instead of raising.
+    progress: show a tqdm bar over videos.
+
+  Returns:
+    The summary dict that is also written to ``out_dir/summary.json``.
+
+  Raises:
+    reader.CorpusError: naming the file (and line) of the first bad input,
+      including features whose dimension differs from the codebook's.
+  """
+  from tqdm.auto import tqdm
+  t0 = time.perf_counter()
+  out_dir = os.fspath(out_dir)
+  os.makedirs(os.path.join(out_dir, "tokens"), exist_ok=True)
+  skipped: list[reader.CorpusError] = []
+  index_lines: list[str] = []
+  histogram = np.zeros(codebook.num_words, np.int64)
+  pending: list[tuple[reader.VideoRecord, np.ndarray]] = []
+  pending_rows = 0
+  clips = 0
+
+  def flush():
+    nonlocal pending, pending_rows, clips
+    if not pending:
+      return
+    tokens = codebook.assign(np.concatenate([f for _, f in pending]), exact=exact)
+    start = 0
+    for record, features in pending:
+      seq = tokens[start:start + features.shape[0]]
+      start += features.shape[0]
+      name = token_file_name(record.video_id)
+      fileio.save_npy(os.path.join(out_dir, "tokens", name), seq)
+      index_lines.append(json.dumps({"video_id": record.video_id,
+                                     "tokens": f"tokens/{name}",
+                                     "num_clips": int(seq.shape[0]),
+                                     "clip_seconds": record.clip_seconds}))
+      np.add.at(histogram, seq, 1)
+      clips += int(seq.shape[0])
+    pending, pending_rows = [], 0
+
+  videos = reader.iter_videos(corpus_dir, skip_bad=skip_bad, skipped=skipped)
+  for record in tqdm(videos, desc="assign", unit="video", disable=not progress):
+    try:
+      features = reader.load_features(record)
+      if features.shape[1] != codebook.feature_dim:
+        raise reader.CorpusError(
+            record.features_path, f"features of video {record.video_id!r} are "
+            f"{features.shape[1]}-d, the codebook is {codebook.feature_dim}-d",
+            video_id=record.video_id)
+    except reader.CorpusError as e:
+      if not skip_bad:
+        raise
+      skipped.append(e)
+      continue
+    pending.append((record, features))
+    pending_rows += features.shape[0]
+    if pending_rows >= ROWS_PER_CALL:
+      flush()
+  flush()
+
+  with fileio.atomic_open(os.path.join(out_dir, "tokens.jsonl"), "w", encoding="utf-8") as f:
+    for line in index_lines:
+      f.write(line + "\n")
+  used = histogram > 0
+  summary = {
+      "corpus": os.path.abspath(os.fspath(corpus_dir)),
+      "videos": len(index_lines),
+      "clips": clips,
+      "method": "exact" if exact else "tree",
+      "num_words": codebook.num_words,
+      "words_used": int(used.sum()),
+      "most_frequent": [[int(i), int(histogram[i])]
+                        for i in np.argsort(-histogram, kind="stable")[:10] if used[i]],
+      "skipped": [str(e) for e in skipped],
+      "seconds": round(time.perf_counter() - t0, 3),
+  }
+  fileio.write_json(os.path.join(out_dir, "summary.json"), summary)
+  return summary
+
+
+def read_tokens(out_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+  """Loads ``tokens.jsonl`` and every token array of an ``assign_corpus`` folder."""
+  out_dir = os.fspath(out_dir)
+  result = {}
+  with open(os.path.join(out_dir, "tokens.jsonl"), encoding="utf-8") as f:
+    for line in f:
+      if line.strip():
+        entry = json.loads(line)
+        result[entry["video_id"]] = np.load(os.path.join(out_dir, entry["tokens"]))
+  return result

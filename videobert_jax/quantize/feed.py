@@ -1,0 +1,184 @@
+"""Feeding rows to a device mesh: fixed-size sharded batches, reservoir samples.
+
+``DataFeed`` turns an array or a stream of row blocks into batches of one shape
+(the last one zero-padded and masked, so nothing recompiles), sharded over the
+``data`` axis of a 1-D mesh. On several hosts each host feeds its own rows
+through ``jax.make_array_from_process_local_data`` and hosts agree on the number
+of batches per pass.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Iterator
+
+import numpy as np
+
+DEFAULT_BATCH_SIZE = 8192  # rows per jitted step; keeps XLA:CPU's dot near peak
+DEFAULT_MAX_RESIDENT_BYTES = 4 << 30  # arrays up to this size are put on device once
+DATA_AXIS = "data"
+SUM_CHUNKS = 4  # partial sums per batch (see kmeans.batch_stats): 1, 2, 4 devices agree
+ROW_MULTIPLE = 64  # rows per device per batch are a multiple of this
+
+
+def _rows(data, batch_size: int) -> Iterator[np.ndarray]:
+  """Yields float32 row blocks of an array or of a callable's iterator of batches."""
+  if callable(data):
+    for block in data():
+      yield np.asarray(block, dtype=np.float32)
+  else:
+    for start in range(0, data.shape[0], batch_size):
+      yield np.asarray(data[start:start + batch_size], dtype=np.float32)
+
+
+def rebatch(blocks: Iterable[np.ndarray], batch_size: int,
+            dim: int) -> Iterator[tuple[np.ndarray, int]]:
+  """Regroups row blocks of any size into ``[batch_size, dim]`` batches.
+
+  Yields ``(batch, num_valid)``; the last batch is zero-padded.
+  """
+  buf = np.zeros((batch_size, dim), np.float32)
+  fill = 0
+  for block in blocks:
+    block = np.asarray(block, np.float32).reshape(-1, dim)
+    pos = 0
+    while pos < block.shape[0]:
+      take = min(batch_size - fill, block.shape[0] - pos)
+      buf[fill:fill + take] = block[pos:pos + take]
+      fill += take
+      pos += take
+      if fill == batch_size:
+        yield buf.copy(), batch_size
+        fill = 0
+  if fill:
+    buf[fill:] = 0.0
+    yield buf.copy(), fill
+
+
+def _agree_on_max(value: int) -> int:
+  """The maximum of ``value`` over all hosts (itself on one host)."""
+  import jax
+  if jax.process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils
+  return int(np.max(multihost_utils.process_allgather(np.array(value))))
+
+
+class DataFeed:
+  """Feeds the rows of ``data`` to the mesh in fixed, sharded, masked batches.
+
+  ``data`` is an array ``[n, D]`` (numpy, memmap) or a zero-argument callable
+  that returns a fresh iterator of row blocks on every call (one pass each).
+  """
+
+  def __init__(self, data, mesh, batch_size: int = DEFAULT_BATCH_SIZE,
+               max_resident_bytes: int = DEFAULT_MAX_RESIDENT_BYTES):
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    self.data = data
+    self.mesh = mesh
+    n_dev = mesh.devices.size
+    # Partial-sum chunks must not straddle devices: their count is a multiple of
+    # both SUM_CHUNKS and the device count, and each is a multiple of ROW_MULTIPLE.
+    self.num_chunks = math.lcm(SUM_CHUNKS, n_dev)
+    unit = self.num_chunks * ROW_MULTIPLE
+    if not callable(data) and data.ndim == 2 and data.shape[0] > 0:
+      # Equal batches that just cover the data: little padding, one shape.
+      batches = -(-int(data.shape[0]) // max(batch_size, 1))
+      batch_size = -(-int(data.shape[0]) // batches)
+    self.batch_size = max(unit, -(-batch_size // unit) * unit)
+    self.local_batch = self.batch_size // jax.process_count()
+    self.row_sharding = NamedSharding(mesh, P(DATA_AXIS))
+    self.batch_sharding = NamedSharding(mesh, P(DATA_AXIS, None))
+    self.stack_sharding = NamedSharding(mesh, P(None, DATA_AXIS, None))
+    self.stack_mask_sharding = NamedSharding(mesh, P(None, DATA_AXIS))
+    self.replicated = NamedSharding(mesh, P())
+    if callable(data):
+      first = next(iter(data()), None)
+      if first is None:
+        raise ValueError("k-means data is empty: the batch iterator yielded nothing")
+      self.dim = int(np.asarray(first).reshape(len(first), -1).shape[1])
+      self.local_rows = None  # counted on the first pass
+      self.resident = False
+    else:
+      if data.ndim != 2 or data.shape[0] == 0:
+        raise ValueError(f"k-means data must be a non-empty [n, D] array, got {data.shape}")
+      self.dim = int(data.shape[1])
+      self.local_rows = int(data.shape[0])
+      self.resident = data.shape[0] * data.shape[1] * 4 <= max_resident_bytes
+    self.num_batches = None
+    self._stack = None
+
+  def _global(self, local: np.ndarray, sharding, row_axis: int = 0):
+    """The global array whose ``row_axis`` concatenates every host's ``local`` rows."""
+    import jax
+    shape = list(local.shape)
+    shape[row_axis] *= jax.process_count()
+    return jax.make_array_from_process_local_data(sharding, local, tuple(shape))
+
+  def _local_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    count = 0
+    rows = 0
+    for batch, valid in rebatch(_rows(self.data, self.local_batch), self.local_batch,
+                                self.dim):
+      mask = np.zeros(self.local_batch, np.float32)
+      mask[:valid] = 1.0
+      rows += valid
+      count += 1
+      yield batch, mask
+    if self.local_rows is None:
+      self.local_rows = rows
+    if self.num_batches is None:
+      self.num_batches = _agree_on_max(count)
+    # Hosts with fewer rows pad with masked batches so every host runs the same steps.
+    for _ in range(self.num_batches - count):
+      yield (np.zeros((self.local_batch, self.dim), np.float32),
+             np.zeros(self.local_batch, np.float32))
+
+  def stacked(self):
+    """All batches as device arrays ``[num_batches, B, D]`` and ``[num_batches, B]``."""
+    if self._stack is None:
+      xs, ms = zip(*self._local_batches())
+      self._stack = (self._global(np.stack(xs), self.stack_sharding, 1),
+                     self._global(np.stack(ms), self.stack_mask_sharding, 1))
+    return self._stack
+
+  def batches(self):
+    """One pass: device arrays ``(x [B, D], mask [B])`` sharded over ``data``."""
+    for x, mask in self._local_batches():
+      yield self._global(x, self.batch_sharding), self._global(mask, self.row_sharding)
+
+  def sample(self, size: int, seed: int) -> np.ndarray:
+    """A uniform random sample of ``size`` local rows (reservoir sampling, one pass)."""
+    if not callable(self.data) and self.local_rows <= size:
+      return np.asarray(self.data, np.float32)
+    return reservoir_sample(_rows(self.data, self.local_batch), size, seed, self.dim)
+
+
+def reservoir_sample(blocks: Iterable[np.ndarray], size: int, seed: int,
+                     dim: int) -> np.ndarray:
+  """Uniformly samples ``size`` rows from a stream of row blocks in one pass.
+
+  Algorithm R, vectorised per block; holds only the reservoir in memory. Returns
+  every row when the stream is shorter than ``size``.
+  """
+  rng = np.random.default_rng(seed)
+  reservoir = np.zeros((size, dim), np.float32)
+  seen = 0
+  for block in blocks:
+    block = np.asarray(block, np.float32).reshape(-1, dim)
+    n = block.shape[0]
+    fill = min(max(size - seen, 0), n)
+    if fill:
+      reservoir[seen:seen + fill] = block[:fill]
+    if fill < n:
+      # Row t (0-based over the stream) replaces a random slot with prob size/(t+1).
+      t = seen + np.arange(fill, n)
+      slots = (rng.random(n - fill) * (t + 1)).astype(np.int64)
+      keep = slots < size
+      # Later rows win when two rows draw the same slot, as in sequential order.
+      reservoir[slots[keep]] = block[fill:][keep]
+    seen += n
+  return reservoir[:min(seen, size)].copy()
+
+
