@@ -19,6 +19,8 @@ INSTALL_REQUIRES = [
     "scikit-learn>=1.5",
     # clu: TensorBoard metric writers and periodic progress reports for train/eval.
     "clu>=0.0.12",
+    # clu's metric writers write TensorBoard events through it.
+    "tensorboard>=2.21",
     "absl-py>=2.1",
     "tqdm>=4.66",
     # safetensors: reads Hugging Face BERT checkpoints without torch.

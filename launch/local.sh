@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Trains the tiny VideoBERT on this machine's CPU (a smoke run of the real trainer).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+usage() {
+  cat <<'EOF'
+Usage: launch/local.sh [options] [-- TRAIN_FLAGS...]
+
+Runs, from the repository root, on the CPU,
+
+  .venv/bin/python -m videobert_jax.train --config=configs/pretrain.py:tiny \
+      --workdir=DIR [--config.data.corpus_dir=CORPUS] \
+      [--config.data.codebook=CODEBOOK] TRAIN_FLAGS...
+
+Options (environment variable in brackets):
+  --workdir DIR      run folder [WORKDIR] (default: runs/local)
+  --config SPEC      config and size [CONFIG] (default: configs/pretrain.py:tiny)
+  --corpus DIR       corpus folder (config.data.corpus_dir)
+  --codebook FILE    codebook .npz (config.data.codebook)
+  --devices N        split the CPU into N XLA devices, to exercise the sharded
+                     code path as on a pod (default: 1)
+  --venv DIR         virtualenv to run in [VENV] (default: .venv)
+  --dry-run          print the command instead of running it
+  -h, --help         this help
+
+Example:
+  launch/local.sh --corpus runs/demo/corpus --codebook runs/demo/codebook.npz \
+      -- --config.train.num_steps=50
+EOF
+}
+
+WORKDIR="${WORKDIR:-runs/local}"
+CONFIG="${CONFIG:-configs/pretrain.py:tiny}"
+VENV="${VENV:-.venv}"
+CORPUS=""
+CODEBOOK=""
+DEVICES=1
+TRAIN_FLAGS=()
+
+need_value() {
+  [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"
+}
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --workdir) need_value "$@"; WORKDIR="$2"; shift 2 ;;
+    --config) need_value "$@"; CONFIG="$2"; shift 2 ;;
+    --corpus) need_value "$@"; CORPUS="$2"; shift 2 ;;
+    --codebook) need_value "$@"; CODEBOOK="$2"; shift 2 ;;
+    --devices) need_value "$@"; DEVICES="$2"; shift 2 ;;
+    --venv) need_value "$@"; VENV="$2"; shift 2 ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; TRAIN_FLAGS=("$@"); break ;;
+    *) die "unknown option '$1' (flags for training go after --; see --help)" ;;
+  esac
+done
+
+[[ "${DEVICES}" =~ ^[1-9][0-9]*$ ]] || die "--devices must be a positive integer, got '${DEVICES}'"
+cd "$(repo_root)"
+if [[ "${DRY_RUN}" != 1 && ! -x "${VENV}/bin/python" ]]; then
+  die "no virtualenv at ${VENV}: run 'make venv' first (or pass --venv)"
+fi
+
+ARGS=("--config=${CONFIG}" "--workdir=${WORKDIR}")
+if [[ -n "${CORPUS}" ]]; then
+  ARGS+=("--config.data.corpus_dir=${CORPUS}")
+fi
+if [[ -n "${CODEBOOK}" ]]; then
+  ARGS+=("--config.data.codebook=${CODEBOOK}")
+fi
+run env JAX_PLATFORMS=cpu \
+    "XLA_FLAGS=--xla_force_host_platform_device_count=${DEVICES}" \
+    "${VENV}/bin/python" -m videobert_jax.train "${ARGS[@]}" \
+    ${TRAIN_FLAGS[@]+"${TRAIN_FLAGS[@]}"}

@@ -1,0 +1,84 @@
+"""Text-to-video, forecasting and their HTML pages."""
+
+import os
+
+import numpy as np
+import pytest
+
+from videobert_jax.eval import generation
+from videobert_jax.eval import pages
+
+
+def test_nearest_clips_find_the_closest_row_and_frames(tmp_path):
+  features = tmp_path / "features"
+  features.mkdir()
+  np.save(features / "vidA.npy", np.array([[0, 0], [5, 5], [9, 0]], np.float32))
+  np.save(features / "vidB.npy", np.array([[1, 1], [0, 9]], np.float32))
+  frames = tmp_path / "frames" / "vidB"
+  frames.mkdir(parents=True)
+  (frames / "1.jpg").write_bytes(b"jpg")
+  leaves = np.array([[5, 4], [0, 8], [8.5, 0.5]], np.float32)
+  clips = pages.nearest_clips(leaves, [0, 1, 2], str(features), clip_seconds=1.5,
+                              frames_dir=str(tmp_path / "frames"))
+  assert (clips[0].video_id, clips[0].index) == ("vidA", 1)
+  assert (clips[1].video_id, clips[1].index) == ("vidB", 1)
+  assert clips[1].frame.endswith("vidB/1.jpg") and clips[0].frame is None
+  assert (clips[2].start, clips[2].end) == (3.0, 4.5)
+  assert clips[0].distance == pytest.approx(1.0)
+
+
+def test_video_context_takes_the_past_and_the_observed_future():
+  words = np.arange(10)
+  ctx = generation.video_context(words, 1.5, seconds=6.0, context=3, horizons=2,
+                                 video_id="v")
+  assert ctx.visual_words == (2, 3, 4) and ctx.future == (5, 6)
+
+
+def test_pages_show_words_by_clip(tmp_path):
+  clips = {3: pages.Clip("vidA", 2, 3.0, 4.5, 0.1)}
+  results = [{"sentence": "cut the onion", "slots": [{"top": [3, 7], "probs": [0.6, 0.1]}]}]
+  path = tmp_path / "t2v.html"
+  pages.text_to_video_page(str(path), results, clips)
+  text = path.read_text()
+  assert "cut the onion" in text and "vidA<br>3.0-4.5 s" in text
+  assert "v7 (10%)" in text and "no clip found" in text
+  assert pages.words_on(results) == {3, 7}
+
+
+@pytest.fixture(scope="module")
+def untrained_run(tmp_path_factory):
+  from videobert_jax.eval import testing
+  root = str(tmp_path_factory.mktemp("genrun"))
+  world = testing.synthetic_world(os.path.join(root, "world"), num_videos=1,
+                                  num_eval_videos=4)
+  book = testing.fit_codebook(world["eval_features_dir"], os.path.join(root, "cb.npz"))
+  config = testing.tiny_config(os.path.join(root, "cb.npz"), book.num_words)
+  testing.untrained_workdir(os.path.join(root, "run"), config)
+  return {"workdir": os.path.join(root, "run"), "world": world, "book": book}
+
+
+def test_text_to_video_and_forecast_end_to_end(untrained_run):
+  from videobert_jax.corpus import youcook
+  workdir, world = untrained_run["workdir"], untrained_run["world"]
+  k = untrained_run["book"].num_words
+  out = generation.run_text_to_video(workdir, ["cut the onion", "fry an egg"],
+                                     world["eval_features_dir"], num_video_tokens=2)
+  assert [r["sentence"] for r in out["results"]] == ["cut the onion", "fry an egg"]
+  for r in out["results"]:
+    assert len(r["slots"]) == 2
+    for slot in r["slots"]:
+      assert len(slot["top"]) == 3 and all(0 <= w < k for w in slot["top"])
+      assert slot["probs"] == sorted(slot["probs"], reverse=True)
+  assert os.path.exists(out["html"]) and os.path.exists(out["path"])
+
+  video_id = youcook.video_ids(world["annotations"])[0]
+  out = generation.run_forecast(workdir, world["eval_features_dir"], video_ids=[video_id],
+                                seconds=9.0, visual_words=[1], horizons=(1, 3))
+  video, word = out["results"]
+  assert [h["steps"] for h in video["horizons"]] == [1, 3]
+  assert len(video["observed"]) == 3 and word["visual_words"] == [1]
+  html = open(out["html"]).read()
+  assert f"video {video_id} at 9 s" in html and "+3 step(s)" in html
+  assert "slot 1" in generation.format_results(
+      generation.run_text_to_video(workdir, ["add salt"], world["eval_features_dir"],
+                                   write=False)["results"])

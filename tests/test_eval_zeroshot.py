@@ -1,0 +1,133 @@
+"""Zero-shot classification: accuracy, template masks, baseline, end to end."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from videobert_jax import objectives
+from videobert_jax import tokens
+from videobert_jax.eval import labels
+from videobert_jax.eval import sequences
+from videobert_jax.eval import supervised
+from videobert_jax.eval import zeroshot
+
+LAYOUT = tokens.TokenLayout(num_visual_words=16)
+
+
+def test_accuracy_counts_any_label_and_skips_unlabelled():
+  ranked = [["cut", "add", "mix", "fry", "pour", "stir"],
+            ["add", "mix", "cut", "fry", "pour"],
+            ["fry", "add", "mix", "stir", "cut"],
+            ["pour", "add", "mix", "cut", "fry"],
+            ["add", "mix", "cut", "fry", "pour"]]
+  gold = [frozenset({"cut"}),  # top-1 hit
+          frozenset({"slice", "cut"}),  # third: top-5 hit only
+          frozenset({"peel"}),  # miss
+          frozenset({"stir", "pour"}),  # second label matches at top-1
+          frozenset()]  # no label: not counted
+  result = zeroshot.top_k_accuracy(ranked, gold)
+  assert result == {"top1": 0.5, "top5": 0.75, "count": 4}
+  # The sixth prediction is outside the top 5.
+  assert zeroshot.top_k_accuracy([ranked[0][::-1]], [frozenset({"cut"})])["top5"] == 0.0
+  assert zeroshot.top_k_accuracy([], [])["top1"] is None
+
+
+def test_rank_orders_by_score_and_keeps_ties_stable():
+  scores = np.array([[0.1, 3.0, 3.0, -1.0]])
+  assert zeroshot.rank(scores, ["a", "b", "c", "d"], k=3) == [["b", "c", "a"]]
+
+
+def test_template_masks_land_on_verb_and_noun_slots():
+  text = [2085, 2292, 2033, 2265, 2017, 2129, 2000, tokens.MASK_ID, 1996,
+          tokens.MASK_ID, 1012]  # now let me show you how to [MASK] the [MASK] .
+  video = LAYOUT.visual_ids([3, 1, 4, 1, 5])
+  ex = sequences.assemble(text, video, LAYOUT, max_len=32)
+  ids = ex.input_ids.tolist()
+  assert ids[0] == tokens.CLS_ID and ids[-1] == tokens.SEP_ID
+  verb, noun = zeroshot.mask_slots(ex)
+  assert (verb, noun) == (8, 10)  # after [CLS] and 7 words; after "the"
+  assert ids[verb] == ids[noun] == tokens.MASK_ID and ids[verb + 1] == 1996
+  sep = ids.index(LAYOUT.video_sep_id)
+  assert sep == 12 and ids[13:18] == video.tolist()
+  assert list(ex.video_positions) == list(range(13, 18))
+  assert ex.token_type_ids.tolist() == [0] * 12 + [1] * 7
+  batch = sequences.make_batch([ex], 32, [[verb, noun]], batch_size=2)
+  assert batch["masked_positions"][0].tolist() == [8, 10]
+  assert batch["masked_ids"][0].tolist() == [tokens.MASK_ID] * 2
+  assert batch["masked_weights"].tolist() == [[1, 1], [0, 0]]
+  assert batch["objective"][0] == objectives.VIDEO_TEXT
+  # The language-prior input has no video and no [>].
+  prior = sequences.assemble(text, None, LAYOUT, max_len=32)
+  assert LAYOUT.video_sep_id not in prior.input_ids
+  assert zeroshot.mask_slots(prior) == (8, 10)
+  assert prior.token_type_ids.tolist() == [0] * 13
+
+
+def test_long_video_is_subsampled_evenly_to_fit():
+  video = LAYOUT.visual_ids(np.arange(16))
+  ex = sequences.assemble([tokens.MASK_ID, tokens.MASK_ID], video, LAYOUT, max_len=12)
+  kept = LAYOUT.visual_words(ex.input_ids[list(ex.video_positions)]).tolist()
+  assert len(ex.input_ids) == 12 and len(kept) == 7
+  assert kept[0] == 0 and kept[-1] == 15 and kept == sorted(kept)
+
+
+def test_template_without_two_masks_is_rejected():
+  ex = sequences.assemble([2000, tokens.MASK_ID], None, LAYOUT, max_len=8)
+  with pytest.raises(ValueError, match="exactly 2"):
+    zeroshot.mask_slots(ex)
+
+
+def test_candidates_skip_words_of_several_wordpieces():
+  words = ["[PAD]"] * 5 + ["cut", "onion", "##s"]
+  verb_list = labels.parse_label_list("cut\nbake\n", "v.txt", "verb")
+  found = zeroshot.candidates_for(verb_list, words)
+  assert found.lemmas == ("cut",) and found.ids.tolist() == [5]
+  assert found.skipped == ("bake",)
+
+
+def test_linear_baseline_learns_separable_labels():
+  rng = np.random.default_rng(0)
+  centers = {"cut": np.array([3.0, 0, 0]), "fry": np.array([0, 3.0, 0]),
+             "mix": np.array([0, 0, 3.0])}
+  names = list(centers) * 20
+  x = [centers[n] + rng.normal(0, 0.3, 3) for n in names]
+  ranked = supervised.rank_with_linear_classifier(
+      x, [frozenset({n}) for n in names], [centers["fry"], centers["mix"]], top_k=2)
+  assert [r[0] for r in ranked] == ["fry", "mix"]
+  assert supervised.rank_with_linear_classifier(x[:2], [frozenset({"a"})] * 2, x) is None
+
+
+@pytest.fixture(scope="module")
+def untrained_run(tmp_path_factory):
+  from videobert_jax.eval import testing
+  root = str(tmp_path_factory.mktemp("evalrun"))
+  world = testing.synthetic_world(os.path.join(root, "world"), num_videos=1,
+                                  num_eval_videos=8)
+  book = testing.fit_codebook(world["eval_features_dir"], os.path.join(root, "cb.npz"))
+  config = testing.tiny_config(os.path.join(root, "cb.npz"), book.num_words)
+  testing.untrained_workdir(os.path.join(root, "run"), config)
+  return {"workdir": os.path.join(root, "run"), "world": world}
+
+
+def test_run_zeroshot_writes_table_rows(untrained_run):
+  world = untrained_run["world"]
+  result = zeroshot.run_zeroshot(untrained_run["workdir"], world["annotations"],
+                                 world["eval_features_dir"], progress=False)
+  names = [r["name"] for r in result["rows"]]
+  assert names[:3] == ["BERT language prior (before video)",
+                       "VideoBERT language prior (no video)", "VideoBERT cross-modal"]
+  assert len(names) == 4 and names[3].startswith("Supervised")
+  for row in result["rows"]:
+    for key, _ in zeroshot.COLUMNS:
+      assert 0.0 <= row[key] <= 1.0
+    assert row["verb_top1"] <= row["verb_top5"]
+  with open(result["path"]) as f:
+    assert json.load(f)["rows"] == result["rows"]
+  lines = open(os.path.join(untrained_run["workdir"], "eval",
+                            "zeroshot_predictions.jsonl")).read().splitlines()
+  assert len(lines) == result["num_segments"]
+  first = json.loads(lines[0])
+  assert len(first["cross_modal_verbs"]) == 5
+  assert "verb top-1" in result["table"]

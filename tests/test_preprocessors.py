@@ -1,0 +1,233 @@
+"""Tests of videobert_jax.preprocessors on small in-memory datasets (seqio helpers)."""
+
+import numpy as np
+import pytest
+import seqio
+from seqio import test_utils
+import tensorflow as tf
+
+from videobert_jax import objectives
+from videobert_jax import preprocessors as pp
+from videobert_jax import tasks
+from videobert_jax import tokens
+
+LAYOUT = tokens.TokenLayout(text_vocab_size=415, num_visual_words=9)
+FIRST_WORD = 104
+
+
+def make_spec(**overrides):
+  kwargs = dict(layout=LAYOUT, max_seq_len=32, max_text_tokens=10, max_video_tokens=10,
+                max_predictions=8, first_word_id=FIRST_WORD)
+  kwargs.update(overrides)
+  return pp.SequenceSpec(**kwargs)
+
+
+def dataset(examples):
+  """A tf.data dataset of dicts (ragged int lists become int32 vectors)."""
+  sig = {k: (tf.TensorSpec([], tf.string) if isinstance(v, str)
+             else tf.TensorSpec([None], tf.int32)) for k, v in examples[0].items()}
+  return tf.data.Dataset.from_generator(
+      lambda: ({k: (v if isinstance(v, str) else np.asarray(v, np.int32))
+                for k, v in ex.items()} for ex in examples), output_signature=sig)
+
+
+def pair(video_id, text, video, next_text=(), next_video=()):
+  return {"video_id": video_id, "text_ids": list(text), "next_text_ids": list(next_text),
+          "visual_words": list(video), "next_visual_words": list(next_video)}
+
+
+def test_select_features_maps_visual_words_to_token_ids():
+  spec = make_spec()
+  ds = pp.select_features(dataset([pair("a", [200, 201], [0, 8], [202], [3])]), spec=spec)
+  off = LAYOUT.visual_offset
+  test_utils.assert_dataset(ds, {
+      "video_id": b"a", "text_ids": [200, 201], "next_text_ids": [202],
+      "video_ids": [off, off + 8], "next_video_ids": [off + 3]})
+
+
+def test_assemble_layouts_and_token_types():
+  spec = make_spec()
+  off = LAYOUT.visual_offset
+  ex = {"video_id": "a", "text_ids": [200, 201], "video_ids": [off, off + 1, off + 2]}
+  ds = dataset([ex])
+  vt = pp.assemble(ds, spec=spec, objective=objectives.VIDEO_TEXT)
+  test_utils.assert_dataset(vt, {
+      "input_ids": [101, 200, 201, LAYOUT.video_sep_id, off, off + 1, off + 2, 102],
+      "token_type_ids": [0, 0, 0, 1, 1, 1, 1, 1], "objective": objectives.VIDEO_TEXT,
+      "alignment_label": 1, "alignment_weight": 1.0, "video_id": b"a"})
+  text = pp.assemble(dataset([{"video_id": "a", "text_ids": [200, 201]}]), spec=spec,
+                     objective=objectives.TEXT)
+  test_utils.assert_dataset(text, {
+      "input_ids": [101, 200, 201, 102], "token_type_ids": [0, 0, 0, 0],
+      "objective": objectives.TEXT, "alignment_label": 1, "alignment_weight": 0.0,
+      "video_id": b"a"})
+  video = pp.assemble(dataset([{"video_id": "a", "video_ids": [off, off + 1]}]),
+                      spec=spec, objective=objectives.VIDEO)
+  test_utils.assert_dataset(video, {
+      "input_ids": [101, LAYOUT.video_sep_id, off, off + 1, 102],
+      "token_type_ids": [0, 1, 1, 1, 1], "objective": objectives.VIDEO,
+      "alignment_label": 1, "alignment_weight": 0.0, "video_id": b"a"})
+
+
+def test_assemble_truncates_to_configured_lengths():
+  spec = make_spec(max_seq_len=16, max_text_tokens=5, max_video_tokens=20)
+  off = LAYOUT.visual_offset
+  ex = {"video_id": "a", "text_ids": list(range(200, 230)),
+        "video_ids": [off + i % 9 for i in range(40)]}
+  out = next(iter(pp.assemble(dataset([ex]), spec=spec,
+                              objective=objectives.VIDEO_TEXT).as_numpy_iterator()))
+  assert len(out["input_ids"]) == 16
+  assert list(out["input_ids"][1:6]) == list(range(200, 205))  # 5 text tokens
+  assert out["input_ids"][6] == LAYOUT.video_sep_id and out["input_ids"][-1] == 102
+  text_only = next(iter(pp.assemble(dataset([{"video_id": "a", "text_ids": ex["text_ids"]}]),
+                                    spec=spec, objective=objectives.TEXT)
+                        .as_numpy_iterator()))
+  assert len(text_only["input_ids"]) == 16
+
+
+def _masked(spec, examples, seed=3):
+  ds = dataset(examples)
+  with seqio.utils.map_seed_manager(seed):
+    ds = pp.select_features(ds, spec=spec)
+    ds = pp.assemble(ds, spec=spec, objective=objectives.VIDEO_TEXT)
+    ds = pp.mask_tokens(ds, spec=spec)
+  return list(ds.as_numpy_iterator())
+
+
+def test_masking_statistics_and_same_modality_replacement():
+  spec = make_spec(max_seq_len=64, max_text_tokens=30, max_video_tokens=30,
+                   max_predictions=20)
+  rng = np.random.default_rng(0)
+  examples = [pair(f"v{i}", rng.integers(FIRST_WORD, 415, 20), rng.integers(0, 9, 20))
+              for i in range(400)]
+  out = _masked(spec, examples)
+  kept = replaced_mask = replaced_random = 0
+  masked = total = 0
+  for ex in out:
+    ids, pos, tgt = ex["input_ids"], ex["masked_positions"], ex["masked_ids"]
+    total += len(ids) - 3  # every token but [CLS], [>] and [SEP] is a candidate
+    masked += len(pos)
+    assert list(pos) == sorted(pos) and len(pos) <= spec.max_predictions
+    # Specials are never chosen.
+    assert not np.isin(tgt, [101, 102, LAYOUT.video_sep_id, 0]).any()
+    for p, t in zip(pos, tgt):
+      now = ids[p]
+      if now == tokens.MASK_ID:
+        replaced_mask += 1
+      elif now == t:
+        kept += 1
+      else:
+        replaced_random += 1
+        # Random replacement stays in the target's modality.
+        if LAYOUT.is_visual(t):
+          assert LAYOUT.is_visual(now)
+        else:
+          assert FIRST_WORD <= now < LAYOUT.text_vocab_size
+    unmasked = np.setdiff1d(np.arange(len(ids)), pos)
+    assert tokens.MASK_ID not in ids[unmasked]
+  assert masked / total == pytest.approx(0.15, abs=0.01)
+  assert replaced_mask / masked == pytest.approx(0.8, abs=0.03)
+  # A random replacement may draw the original id (1/311 text, 1/9 video), which
+  # then counts as kept: both shares stay near 10%.
+  assert replaced_random / masked == pytest.approx(0.1, abs=0.03)
+  assert kept / masked == pytest.approx(0.1, abs=0.03)
+
+
+def test_masking_is_deterministic_for_a_seed():
+  spec = make_spec()
+  examples = [pair(f"v{i}", range(200, 215), range(9)) for i in range(5)]
+  a, b, c = _masked(spec, examples, 1), _masked(spec, examples, 1), _masked(spec, examples, 2)
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x["input_ids"], y["input_ids"])
+  assert any((x["masked_positions"].shape != z["masked_positions"].shape)
+             or (x["masked_positions"] != z["masked_positions"]).any()
+             for x, z in zip(a, c))
+
+
+def test_concat_neighbours_joins_text_and_video_together():
+  spec = make_spec(concat_rate=1.0)
+  ds = pp.select_features(dataset([pair("a", [200], [1], [201, 202], [2, 3]),
+                                   pair("a", [203], [4])]), spec=spec)
+  with seqio.utils.map_seed_manager(0):
+    ds = pp.concat_neighbours(ds, spec=spec)
+  off = LAYOUT.visual_offset
+  test_utils.assert_dataset(ds, [
+      {"video_id": b"a", "text_ids": [200, 201, 202], "video_ids": [off + 1, off + 2, off + 3]},
+      # No next sentence: nothing to join.
+      {"video_id": b"a", "text_ids": [203], "video_ids": [off + 4]}])
+
+
+def test_subsample_video_rates_one_to_five():
+  spec = make_spec()
+  off = LAYOUT.visual_offset
+  video = list(range(off, off + 9)) * 3
+  ds = dataset([{"video_id": f"v{i}", "video_ids": video} for i in range(200)])
+  with seqio.utils.map_seed_manager(0):
+    out = list(pp.subsample_video(ds, spec=spec).as_numpy_iterator())
+  rates = set()
+  for ex in out:
+    got = ex["video_ids"]
+    assert len(got) >= 1
+    start = video.index(got[0])
+    step = (video.index(got[1], start + 1) - start) if len(got) > 1 else None
+    if step:
+      assert list(got) == video[start::step]
+      rates.add(step)
+  assert rates == {1, 2, 3, 4, 5}
+
+
+def test_alignment_negatives_come_from_another_video():
+  spec = make_spec()
+  rng = np.random.default_rng(1)
+  # Few videos, many sentences each, in runs: the pool often holds the same video.
+  examples = [pair(f"vid{i // 6}", [200 + i % 50], rng.integers(0, 9, 4)) for i in range(300)]
+  ds = pp.select_features(dataset(examples), spec=spec)
+  with seqio.utils.map_seed_manager(0):
+    out = list(pp.alignment_negatives(ds, spec=spec).as_numpy_iterator())
+  originals = {(e["video_id"], tuple(e["text_ids"])): np.asarray(e["visual_words"])
+               + LAYOUT.visual_offset for e in examples}
+  negatives = [ex for ex in out if ex["alignment_label"] == 0]
+  assert len(negatives) / len(out) == pytest.approx(0.5, abs=0.08)
+  for ex in out:
+    vid = ex["video_id"].decode()
+    if ex["alignment_label"] == 0:
+      assert ex["video_source_id"] != ex["video_id"]
+      # The tokens are a video of the named source, not of this video.
+      sources = [v for (k, _), v in originals.items() if k == ex["video_source_id"].decode()]
+      assert any(np.array_equal(ex["video_ids"], v) for v in sources)
+    else:
+      assert ex["video_source_id"].decode() == vid
+      np.testing.assert_array_equal(ex["video_ids"],
+                                    originals[(vid, tuple(ex["text_ids"]))])
+
+
+def test_single_video_corpus_has_no_negatives():
+  spec = make_spec()
+  ds = pp.select_features(dataset([pair("only", [200 + i], [i % 9]) for i in range(20)]),
+                          spec=spec)
+  with seqio.utils.map_seed_manager(0):
+    out = list(pp.alignment_negatives(ds, spec=spec).as_numpy_iterator())
+  assert all(ex["alignment_label"] == 1 for ex in out)
+
+
+def test_feature_converter_pads_to_model_batch():
+  spec = make_spec(max_seq_len=12, max_predictions=4)
+  ds = tf.data.Dataset.from_tensors({
+      "input_ids": tf.constant([101, 103, 201, 102]),
+      "token_type_ids": tf.constant([0, 0, 0, 0]),
+      "masked_positions": tf.constant([1]), "masked_ids": tf.constant([200]),
+      "alignment_label": tf.constant(1), "alignment_weight": tf.constant(0.0),
+      "objective": tf.constant(objectives.TEXT)})
+  out = pp.VideoBertFeatureConverter()(ds, pp.task_feature_lengths(spec))
+  test_utils.assert_dataset(out, {
+      "input_ids": [101, 103, 201, 102] + [0] * 8,
+      "token_type_ids": [0] * 12,
+      "attention_mask": [1] * 4 + [0] * 8,
+      "masked_positions": [1, 0, 0, 0], "masked_ids": [200, 0, 0, 0],
+      "masked_weights": [1.0, 0.0, 0.0, 0.0],
+      "alignment_label": 1, "alignment_weight": 0.0, "objective": objectives.TEXT})
+
+
+def test_first_ordinary_word_id_skips_unused_entries():
+  assert tasks.first_ordinary_word_id() == 999  # bert-base-uncased: [unused99..993]
+  assert tasks.first_ordinary_word_id("tests/fixtures/tiny_vocab.txt") == 104

@@ -1,0 +1,163 @@
+"""Tests of the seqio tasks, the mixture and pretrain_batches (videobert_jax.tasks)."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+import seqio
+import tensorflow as tf
+
+from videobert_jax import batch as batch_lib
+from videobert_jax import input_pipeline
+from videobert_jax import objectives
+from videobert_jax import preprocessors
+from videobert_jax import tasks
+from videobert_jax import tokens
+from videobert_jax.corpus import synthesize
+
+from test_datasets import make_codebook
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FEATURE_DIM = 32
+
+
+def load_config(size="tiny"):
+  spec = importlib.util.spec_from_file_location(
+      "pretrain_config", os.path.join(ROOT, "configs", "pretrain.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(size)
+
+
+def fake_source(num=60):
+  """A FunctionDataSource of video-text examples from 6 videos (a fake task)."""
+  rng = np.random.default_rng(0)
+  examples = [{"video_id": f"vid{i % 6}",
+               "text_ids": rng.integers(104, 415, 8).astype(np.int32),
+               "next_text_ids": rng.integers(104, 415, 4).astype(np.int32),
+               "visual_words": rng.integers(0, 9, 12).astype(np.int32),
+               "next_visual_words": rng.integers(0, 9, 5).astype(np.int32)}
+              for i in range(num)]
+
+  def dataset_fn(split, shuffle_files, seed=None):
+    del split, shuffle_files, seed
+    sig = {k: (tf.TensorSpec([], tf.string) if k == "video_id"
+               else tf.TensorSpec([None], tf.int32)) for k in examples[0]}
+    return tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=sig)
+
+  return seqio.FunctionDataSource(dataset_fn, splits=("train", "validation"))
+
+
+@pytest.fixture
+def fake_task():
+  layout = tokens.TokenLayout(text_vocab_size=415, num_visual_words=9)
+  config = load_config()
+  spec = tasks.sequence_spec(config.data, layout, first_word_id=104)
+  name = "test_fake_video_text"
+  seqio.TaskRegistry.remove(name)
+  task = seqio.TaskRegistry.add(
+      name, source=fake_source(),
+      preprocessors=tasks.task_preprocessors(objectives.VIDEO_TEXT, spec),
+      output_features=tasks.output_features(layout), shuffle_buffer_size=100)
+  yield task, spec
+  seqio.TaskRegistry.remove(name)
+
+
+def test_fake_task_is_deterministic_for_a_seed(fake_task):
+  task, spec = fake_task
+  lengths = preprocessors.task_feature_lengths(spec)
+  get = lambda seed: task.get_dataset(lengths, split="train", shuffle=True, seed=seed)
+  seqio.test_utils.assert_datasets_eq(get(5), get(5))
+  a = [ex["input_ids"].tolist() for ex in get(5).as_numpy_iterator()]
+  b = [ex["input_ids"].tolist() for ex in get(6).as_numpy_iterator()]
+  assert a != b
+
+
+def test_fake_task_examples_follow_the_wire_format(fake_task):
+  task, spec = fake_task
+  lengths = preprocessors.task_feature_lengths(spec)
+  out = list(task.get_dataset(lengths, split="train", shuffle=False, seed=0)
+             .as_numpy_iterator())
+  lay = spec.layout
+  labels = [int(ex["alignment_label"]) for ex in out]
+  assert 0 < sum(labels) < len(labels)
+  for ex in out:
+    ids, types = ex["input_ids"], ex["token_type_ids"]
+    assert ids[0] == lay.cls_id and ids[-1] == lay.sep_id
+    sep = int(np.where(ids == lay.video_sep_id)[0][0])
+    assert (types[:sep] == 0).all() and (types[sep:] == 1).all()
+    assert len(ids) <= spec.max_seq_len and sep - 1 <= spec.max_text_tokens
+    assert ex["objective"] == objectives.VIDEO_TEXT and ex["alignment_weight"] == 1.0
+    assert ex["alignment_label"] == int(ex["video_source_id"] == ex["video_id"])
+
+
+@pytest.fixture(scope="module")
+def pipeline_config(tmp_path_factory):
+  root = tmp_path_factory.mktemp("tasks")
+  summary = synthesize.synthesize(root / "syn", num_videos=10, num_eval_videos=2,
+                                  feature_dim=FEATURE_DIM, seed=1, progress=False)
+  config = load_config("tiny")
+  config.data.corpus_dir = summary["corpus_dir"]
+  config.data.codebook = make_codebook(root / "codebook.npz")
+  config.data.tfds_data_dir = str(root / "tfds")
+  config.model.num_visual_words = 9
+  config.data.shuffle_buffer_size = 64  # a small corpus; keeps start-up quick
+  return config
+
+
+def test_pretrain_batches_have_the_documented_fields_and_shapes(pipeline_config):
+  config = pipeline_config
+  batches = input_pipeline.pretrain_batches(config, batch_size=16)
+  seen = []
+  for _, batch in zip(range(6), batches):
+    batch_lib.check(batch)
+    shapes = batch_lib.field_shapes(16, config.data.max_seq_len,
+                                    config.data.max_predictions)
+    assert {k: (v.shape, v.dtype) for k, v in batch.items()} == shapes
+    objective = batch["objective"]
+    np.testing.assert_array_equal(batch["alignment_weight"],
+                                  (objective == objectives.VIDEO_TEXT).astype(np.float32))
+    # Real tokens first, then padding; every real example has a prediction.
+    mask = batch["attention_mask"]
+    assert (np.diff(mask, axis=1) <= 0).all()
+    assert (batch["masked_weights"].sum(1) >= 1).all()
+    rows = np.arange(16)[:, None]
+    assert (mask[rows, batch["masked_positions"]] == 1).all()
+    seen.extend(objective.tolist())
+  assert set(seen) == {objectives.TEXT, objectives.VIDEO, objectives.VIDEO_TEXT}
+
+
+def test_pretrain_batches_are_deterministic_and_follow_rates(pipeline_config):
+  config = pipeline_config
+  first = next(input_pipeline.pretrain_batches(config, batch_size=8, seed=3))
+  again = next(input_pipeline.pretrain_batches(config, batch_size=8, seed=3))
+  for key in first:
+    np.testing.assert_array_equal(first[key], again[key])
+  config = config.copy_and_resolve_references()
+  config.data.mixture_rates.video = 0.0  # registering again replaces the mixture
+  batches = input_pipeline.pretrain_batches(config, batch_size=8)
+  objectives_seen = np.concatenate([next(batches)["objective"] for _ in range(4)])
+  assert objectives.VIDEO not in objectives_seen
+  assert seqio.get_mixture_or_task(tasks.MIXTURE).tasks  # registered, no error twice
+
+
+def test_validation_split_is_finite_and_padded(pipeline_config):
+  batches = list(input_pipeline.pretrain_batches(pipeline_config, batch_size=16,
+                                                 split="validation"))
+  assert batches
+  real = sum(int((b["masked_weights"].sum(1) > 0).sum()) for b in batches)
+  expected = sum(
+      tf.data.experimental.cardinality(
+          seqio.get_mixture_or_task(tasks.TASKS[k][0]).source.get_dataset(
+              "validation")).numpy() for k in tasks.TASKS)
+  assert real == expected
+  for b in batches:
+    batch_lib.check(b)
+
+
+def test_dataset_built_from_other_inputs_is_an_error(pipeline_config, tmp_path):
+  config = pipeline_config.copy_and_resolve_references()
+  config.data.codebook = make_codebook(tmp_path / "other.npz", seed=7)
+  with pytest.raises(input_pipeline.DatasetMismatchError, match="tfds_data_dir"):
+    next(input_pipeline.pretrain_batches(config, batch_size=4))

@@ -1,0 +1,144 @@
+"""``python -m videobert_jax.eval --task=zeroshot|captioning|text_to_video|forecast``.
+
+Examples::
+
+  python -m videobert_jax.eval --task=zeroshot --workdir=runs/tiny \\
+      --youcook=youcook/youcookii_annotations_trainval.json \\
+      --features=youcook/features --codebook=codebook.npz
+  python -m videobert_jax.eval --task=captioning --workdir=runs/tiny --youcook=... \\
+      --features=... --captioner.num_steps=500
+  python -m videobert_jax.eval --task=text_to_video --workdir=runs/tiny \\
+      --sentence="cut the onion" --features=youcook/features
+  python -m videobert_jax.eval --task=forecast --workdir=runs/tiny \\
+      --video=VIDEO_ID --time=30 --features=youcook/features
+
+Results: ``WORKDIR/eval/<task>.json`` (and ``.html`` pages for generation).
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+TASKS = ("zeroshot", "captioning", "text_to_video", "forecast")
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("task", None, TASKS, "Which evaluation to run.")
+flags.DEFINE_string("workdir", None, "Training workdir (config.json, checkpoints/); "
+                    "results are written to WORKDIR/eval/.")
+flags.DEFINE_integer("checkpoint", None, "Checkpoint step to evaluate (default: newest).")
+flags.DEFINE_string("youcook", None, "YouCook II-format annotation JSON "
+                    "(zeroshot, captioning).")
+flags.DEFINE_string("features", None, "Folder of <video_id>.npy clip features (all "
+                    "tasks; for generation, the clips that show visual words).")
+flags.DEFINE_string("codebook", None, "Codebook file (default: the one in the training "
+                    "config).")
+flags.DEFINE_string("template", None, "Text part of the input with [MASK] slots "
+                    "(default: the paper's template of the task).")
+flags.DEFINE_string("verbs", None, "Verb label list (default: shipped YouCook II list).")
+flags.DEFINE_string("nouns", None, "Noun label list (default: shipped YouCook II list).")
+flags.DEFINE_bool("supervised", True, "zeroshot: also train the linear baseline.")
+flags.DEFINE_list("rows", ["features", "videobert", "videobert_features"],
+                  "captioning: which rows to run.")
+flags.DEFINE_multi_string("sentence", [], "text_to_video: a sentence (repeatable).")
+flags.DEFINE_string("sentences_file", None, "text_to_video: file with one sentence a line.")
+flags.DEFINE_integer("num_video_tokens", 3, "text_to_video: visual words per sentence.")
+flags.DEFINE_multi_string("video", [], "forecast: a video id in --features (repeatable).")
+flags.DEFINE_float("time", 0.0, "forecast: seconds into the video to forecast from.")
+flags.DEFINE_multi_integer("visual_word", [], "forecast: a visual word to start from.")
+flags.DEFINE_list("horizons", ["1", "2", "3"], "forecast: steps (clips) ahead.")
+flags.DEFINE_integer("context", 8, "forecast: visual words of context from a video.")
+flags.DEFINE_integer("top_k", 3, "text_to_video/forecast: visual words shown per slot.")
+flags.DEFINE_string("frames", None, "Optional FRAMES_DIR/<video_id>/<clip>.jpg frames "
+                    "for the HTML pages.")
+flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
+flags.DEFINE_bool("skip_missing", False, "Skip videos without a feature file (listed "
+                  "in the results) instead of failing.")
+_CAPTIONER_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "configs", "captioner.py")
+config_flags.DEFINE_config_file(
+    "captioner", _CAPTIONER_CONFIG if os.path.exists(_CAPTIONER_CONFIG) else None,
+    "Captioner config (configs/captioner.py); override fields with "
+    "--captioner.num_steps=...")
+
+
+def _require(*names):
+  missing = [f"--{n}" for n in names if not getattr(FLAGS, n)]
+  if missing:
+    raise ValueError(f"--task={FLAGS.task} needs {' '.join(missing)}")
+
+
+def _sentences():
+  sentences = list(FLAGS.sentence)
+  if FLAGS.sentences_file:
+    with open(FLAGS.sentences_file, encoding="utf-8") as f:
+      sentences += [line.strip() for line in f if line.strip()]
+  return sentences
+
+
+def run_task() -> dict:
+  """Runs the task the flags name; returns its results."""
+  from videobert_jax.eval import sequences  # pylint: disable=g-import-not-at-top
+  common = dict(step=FLAGS.checkpoint, batch_size=FLAGS.batch_size)
+  if FLAGS.task == "zeroshot":
+    from videobert_jax.eval import zeroshot  # pylint: disable=g-import-not-at-top
+    _require("workdir", "youcook", "features")
+    return zeroshot.run_zeroshot(
+        FLAGS.workdir, FLAGS.youcook, FLAGS.features, FLAGS.codebook,
+        template=FLAGS.template or sequences.ZEROSHOT_TEMPLATE, verbs_path=FLAGS.verbs,
+        nouns_path=FLAGS.nouns, supervised=FLAGS.supervised,
+        skip_missing=FLAGS.skip_missing, **common)
+  if FLAGS.task == "captioning":
+    from videobert_jax.eval import captioning  # pylint: disable=g-import-not-at-top
+    _require("workdir", "youcook", "features")
+    return captioning.run_captioning(
+        FLAGS.workdir, FLAGS.youcook, FLAGS.features, FLAGS.codebook,
+        template=FLAGS.template or sequences.CAPTIONING_TEMPLATE,
+        captioner_config=FLAGS.captioner, rows=FLAGS.rows,
+        skip_missing=FLAGS.skip_missing, **common)
+  from videobert_jax.eval import generation  # pylint: disable=g-import-not-at-top
+  _require("workdir", "features")
+  if FLAGS.task == "text_to_video":
+    return generation.run_text_to_video(
+        FLAGS.workdir, _sentences(), FLAGS.features, FLAGS.codebook,
+        num_video_tokens=FLAGS.num_video_tokens, top_k=FLAGS.top_k,
+        frames_dir=FLAGS.frames, **common)
+  return generation.run_forecast(
+      FLAGS.workdir, FLAGS.features, FLAGS.codebook, video_ids=FLAGS.video,
+      seconds=FLAGS.time, visual_words=FLAGS.visual_word, context=FLAGS.context,
+      horizons=[int(h) for h in FLAGS.horizons], top_k=FLAGS.top_k,
+      frames_dir=FLAGS.frames, **common)
+
+
+def _summary(results: dict) -> str:
+  """The human-readable end of a run."""
+  if "table" in results:
+    text = results["table"]
+  else:
+    from videobert_jax.eval import generation  # pylint: disable=g-import-not-at-top
+    text = generation.format_results(results["results"])
+  for key in ("path", "html"):
+    if results.get(key):
+      text += f"\nwrote {results[key]}"
+  return text
+
+
+def main(argv):
+  """Runs one evaluation task and prints its summary; exit 1 on bad input."""
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from videobert_jax.corpus.reader import CorpusError  # pylint: disable=g-import-not-at-top
+  from videobert_jax.eval.caption_metrics import MetricsUnavailableError  # pylint: disable=g-import-not-at-top
+  try:
+    if not FLAGS.task:
+      raise ValueError(f"--task is required: one of {', '.join(TASKS)}")
+    results = run_task()
+  except (CorpusError, ValueError, OSError, ImportError, MetricsUnavailableError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(_summary(results))
+
+
+if __name__ == "__main__":
+  app.run(main)

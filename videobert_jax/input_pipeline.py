@@ -1,0 +1,202 @@
+"""What the trainer calls: numpy model batches from the VideoBERT pretraining mixture.
+
+``pretrain_batches(config, batch_size=...)`` builds the three TFDS datasets under
+``config.data.tfds_data_dir`` from ``config.data.corpus_dir`` and
+``config.data.codebook`` when they are missing (reusing them otherwise), registers
+the seqio tasks and mixture (``videobert_jax.tasks``), and yields batches with
+exactly the fields of ``videobert_jax.batch``.
+
+A dataset already built from other inputs (another corpus, codebook, vocabulary
+or evaluation list) is an error rather than silently reused or deleted: pick
+another ``tfds_data_dir`` or delete the old one. On a pod, build the datasets once
+beforehand (``tfds build``, or Beam on Dataflow/Flink: docs/datasets.md); every
+host then only reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Iterator
+
+import numpy as np
+
+from videobert_jax import batch as batch_lib
+from videobert_jax import tokens
+from videobert_jax.corpus.reader import CorpusError
+
+SPLITS = ("train", "validation")
+
+
+class DatasetMismatchError(CorpusError):
+  """A prepared TFDS dataset was built from other inputs than the config names."""
+
+
+def _get(section: Any, key: str, default=None):
+  """``section.key`` for ConfigDicts, dicts and plain objects; ``default`` if absent."""
+  if hasattr(section, "get"):
+    value = section.get(key, default)
+  else:
+    value = getattr(section, key, default)
+  return default if value is None else value
+
+
+def _eval_ids_spec(data_config):
+  spec = _get(data_config, "eval_video_ids")
+  return list(spec) if isinstance(spec, (list, tuple)) else spec
+
+
+def _builder_kwargs(data_config, kind: str) -> dict:
+  kwargs = {"corpus_dir": _get(data_config, "corpus_dir"),
+            "vocab_path": _get(data_config, "vocab_path"),
+            "eval_ids": _eval_ids_spec(data_config)}
+  if kind != "text":
+    kwargs["codebook"] = _get(data_config, "codebook")
+  return kwargs
+
+
+def _expected_fingerprint(data_config, kind: str) -> str:
+  from videobert_jax.datasets import corpus_builder  # pylint: disable=import-outside-toplevel
+  from videobert_jax.datasets import eval_ids  # pylint: disable=import-outside-toplevel
+  from videobert_jax.datasets import segments  # pylint: disable=import-outside-toplevel
+  return corpus_builder.source_fingerprint(
+      kind, os.path.abspath(data_config.corpus_dir),
+      os.path.abspath(data_config.codebook) if _get(data_config, "codebook") else None,
+      os.path.abspath(data_config.vocab_path) if _get(data_config, "vocab_path") else None,
+      eval_ids.fingerprint(eval_ids.load(_eval_ids_spec(data_config))),
+      corpus_builder.DEFAULT_VALIDATION_PERCENT, segments.CHUNK_TOKENS)
+
+
+def ensure_datasets(data_config, kinds=("text", "video", "video_text")) -> dict:
+  """Builds the missing pretraining datasets; returns ``{kind: metadata dict}``.
+
+  Raises:
+    CorpusError: no corpus or codebook configured, or a bad corpus file.
+    DatasetMismatchError: a prepared dataset came from other inputs.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  from videobert_jax import datasets  # pylint: disable=import-outside-toplevel
+  data_dir = _get(data_config, "tfds_data_dir")
+  corpus_dir = _get(data_config, "corpus_dir")
+  out = {}
+  for kind in kinds:
+    name = datasets.PRETRAINING_BUILDERS[kind]
+    builder = tfds.builder(name, data_dir=data_dir, **_builder_kwargs(data_config, kind))
+    if not builder.is_prepared():
+      if not corpus_dir:
+        raise CorpusError(f"config.data.corpus_dir",
+                          f"not set, and {builder.data_path} is not built yet")
+      if kind != "text" and not _get(data_config, "codebook"):
+        raise CorpusError("config.data.codebook",
+                          f"not set, and {builder.data_path} is not built yet")
+      logging.info("building %s under %s", name, builder.data_path)
+      builder.download_and_prepare()
+    meta = dict(builder.info.metadata)
+    if corpus_dir and meta.get("source_fingerprint") != _expected_fingerprint(
+        data_config, kind):
+      raise DatasetMismatchError(
+          os.fspath(builder.data_path),
+          f"built from corpus {meta.get('corpus_dir')}, codebook "
+          f"{meta.get('codebook')}, vocab {meta.get('vocab_path')} (or another "
+          "evaluation id list), not the config's inputs; delete it or set another "
+          "config.data.tfds_data_dir")
+    out[kind] = meta
+  return out
+
+
+def token_layout(config, metadata: dict) -> tuple[tokens.TokenLayout, int]:
+  """The token layout and first ordinary WordPiece id, checked against ``config.model``."""
+  from videobert_jax import tasks  # pylint: disable=import-outside-toplevel
+  from videobert_jax.text import wordpiece  # pylint: disable=import-outside-toplevel
+  vocab_path = _get(config.data, "vocab_path")
+  text_vocab_size = wordpiece.vocab_size(vocab_path)
+  visual = {m["num_visual_words"] for m in metadata.values() if "num_visual_words" in m}
+  if len(visual) > 1:
+    raise CorpusError(os.fspath(_get(config.data, "tfds_data_dir", "")),
+                      f"the datasets were built with codebooks of different sizes {visual}")
+  model = _get(config, "model", {})
+  num_visual_words = visual.pop() if visual else _get(model, "num_visual_words")
+  if num_visual_words is None:
+    raise ValueError("no visual dataset built and config.model.num_visual_words unset")
+  for key, value in (("text_vocab_size", text_vocab_size),
+                     ("num_visual_words", num_visual_words)):
+    configured = _get(model, key)
+    if configured is not None and int(configured) != int(value):
+      raise ValueError(f"config.model.{key}={configured} but the data has {value}")
+  layout = tokens.TokenLayout(text_vocab_size=text_vocab_size,
+                              num_visual_words=int(num_visual_words))
+  return layout, tasks.first_ordinary_word_id(vocab_path)
+
+
+def _pad_batch(partial: dict, batch_size: int) -> dict:
+  """Fills a short final batch with copies that carry no weight (fixed shapes for jit)."""
+  n = len(partial["input_ids"])
+  take = np.arange(batch_size) % n
+  out = {k: v[take] for k, v in partial.items()}
+  out["masked_weights"][n:] = 0.0
+  out["alignment_weight"][n:] = 0.0
+  return out
+
+
+def pretrain_dataset(config, *, split: str = "train", seed: int | None = None,
+                     shard_index: int = 0, num_shards: int = 1):
+  """The unbatched tf.data mixture of model examples (padded to T and P)."""
+  import seqio  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from videobert_jax import preprocessors  # pylint: disable=import-outside-toplevel
+  from videobert_jax import tasks  # pylint: disable=import-outside-toplevel
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+  data = config.data
+  rates = tasks.mixture_rates(data)
+  metadata = ensure_datasets(data, kinds=tuple(rates))
+  layout, first_word_id = token_layout(config, metadata)
+  mixture = tasks.register(data, layout, first_word_id)
+  seed = int(_get(data, "seed", 0)) if seed is None else int(seed)
+  lengths = preprocessors.task_feature_lengths(
+      tasks.sequence_spec(data, layout, first_word_id))
+  shard = seqio.ShardInfo(index=shard_index, num_shards=num_shards)
+  if split == "train":
+    ds = mixture.get_dataset(lengths, split="train", shuffle=True, seed=seed,
+                             shard_info=shard, num_epochs=None)
+  else:
+    # Every validation example once, objective after objective.
+    parts = [seqio.get_mixture_or_task(tasks.TASKS[k][0]).get_dataset(
+        lengths, split=split, shuffle=False, seed=seed, shard_info=shard)
+             for k in rates]
+    parts = [p.map(lambda ex: {k: ex[k] for k in lengths}) for p in parts]
+    ds = parts[0]
+    for part in parts[1:]:
+      ds = ds.concatenate(part)
+  return preprocessors.VideoBertFeatureConverter()(ds, lengths).prefetch(
+      tf.data.AUTOTUNE)
+
+
+def pretrain_batches(config, *, batch_size: int, split: str = "train",
+                     seed: int | None = None, shard_index: int = 0,
+                     num_shards: int = 1) -> Iterator[dict[str, np.ndarray]]:
+  """Yields this host's numpy batches of the pretraining mixture.
+
+  Args:
+    config: the pretraining config (``configs/pretrain.py``); reads ``config.data``
+      and checks the vocabulary sizes against ``config.model``.
+    batch_size: examples per batch on this host.
+    split: "train" (shuffled, repeats forever) or "validation" (each example
+      once; a short last batch is filled with zero-weight copies).
+    seed: shuffling/masking seed; None = ``config.data.seed``.
+    shard_index: this host's shard (``jax.process_index()``).
+    num_shards: number of shards (``jax.process_count()``).
+
+  Yields:
+    dicts with the fields, shapes and dtypes of ``videobert_jax.batch`` (T =
+    ``config.data.max_seq_len``, P = ``config.data.max_predictions``).
+  """
+  ds = pretrain_dataset(config, split=split, seed=seed, shard_index=shard_index,
+                        num_shards=num_shards)
+  train = split == "train"
+  ds = ds.batch(batch_size, drop_remainder=train)
+  for batch in ds.as_numpy_iterator():
+    batch = {k: np.asarray(v, dtype=batch_lib.FIELDS[k][1]) for k, v in batch.items()}
+    if len(batch["input_ids"]) < batch_size:
+      batch = _pad_batch(batch, batch_size)
+    yield batch

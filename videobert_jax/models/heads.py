@@ -1,0 +1,71 @@
+"""Pretraining heads: masked-token prediction and linguistic-visual alignment.
+
+The masked-token head is BERT's ``cls/predictions`` computed only where it is
+needed: the hidden states at the ``P`` masked positions are gathered first, so the
+transform and the ``[H, V]`` output projection (tied to the word embeddings, with
+its own bias) cost ``P/T`` of the full-sequence head (20/128 at the paper's sizes).
+The alignment head is BERT's pooler plus ``cls/seq_relationship`` on ``[CLS]``,
+with column 1 meaning "aligned".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from videobert_jax.models import layers
+
+
+def gather_positions(hidden, positions):
+  """Hidden states [B, P, H] at ``positions`` [B, P] of ``hidden`` [B, T, H]."""
+  return jnp.take_along_axis(hidden, positions[..., None].astype(jnp.int32), axis=1)
+
+
+class MlmHead(nn.Module):
+  """Dense + GELU + LayerNorm, then logits through the tied embedding table."""
+
+  config: Any
+  vocab_size: int
+
+  @nn.compact
+  def __call__(self, hidden, positions, embedding_table):
+    """Returns float32 logits [B, P, V] at ``positions``."""
+    cfg = self.config
+    dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
+    x = gather_positions(hidden, positions)
+    x = nn.with_logical_constraint(x, ("batch", "predictions", "embed"))
+    # [H, H]: small, kept whole on every device (None on the output side).
+    x = nn.Dense(cfg.hidden_size, dtype=dtype, param_dtype=param_dtype,
+                 kernel_init=layers.bert_init(("embed", None)),
+                 bias_init=layers.zeros_init(("embed",)), name="transform")(x)
+    x = layers.layer_norm(dtype, param_dtype, "layer_norm")(layers.gelu(x))
+    bias = self.param("bias", layers.zeros_init(("vocab",)), (self.vocab_size,),
+                      param_dtype)
+    # Inputs in the compute dtype, accumulation and result in float32: the loss
+    # needs float32 logits and this avoids a separate [B, P, V] cast.
+    logits = jnp.einsum("bph,vh->bpv", x, embedding_table.astype(dtype),
+                        preferred_element_type=jnp.float32)
+    logits = logits + bias.astype(jnp.float32)
+    return nn.with_logical_constraint(logits, ("batch", "predictions", "vocab"))
+
+
+class AlignmentHead(nn.Module):
+  """Pooler (dense + tanh on ``[CLS]``) and a 2-way aligned / not-aligned classifier."""
+
+  config: Any
+
+  @nn.compact
+  def __call__(self, hidden):
+    """Returns float32 logits [B, 2] from ``hidden[:, 0]``; column 1 = aligned."""
+    cfg = self.config
+    dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
+    pooled = nn.Dense(cfg.hidden_size, dtype=dtype, param_dtype=param_dtype,
+                      kernel_init=layers.bert_init(("embed", None)),
+                      bias_init=layers.zeros_init(("embed",)), name="pooler")(hidden[:, 0])
+    pooled = jnp.tanh(pooled)
+    logits = nn.Dense(2, dtype=jnp.float32, param_dtype=param_dtype,
+                      kernel_init=layers.bert_init(("embed", None)),
+                      bias_init=layers.zeros_init((None,)), name="classifier")(pooled)
+    return logits.astype(jnp.float32)

@@ -1,0 +1,310 @@
+"""seqio preprocessors of VideoBERT pretraining (tf.data, deterministic for a seed).
+
+The three tasks (``videobert_jax.tasks``) chain these steps on the TFDS examples
+(``videobert_jax.datasets``):
+
+1. ``select_features``: visual words -> token ids (``tokens.TokenLayout``), keep
+   what the later steps need.
+2. ``concat_neighbours``: with probability ``concat_rate`` append the next
+   sentence (text, video, or both together) of the same video.
+3. ``subsample_video``: keep every r-th visual word, r uniform in 1..5, from a
+   random offset (robustness to speed, longer horizons; the paper's recipe).
+4. ``alignment_negatives`` (video-text only): with probability ``negative_rate``
+   replace the video by one of a *different* video seen recently (label 0).
+5. ``assemble``: ``[CLS] text [SEP]``, ``[CLS] [>] video [SEP]`` or
+   ``[CLS] text [>] video [SEP]``, truncated to the configured lengths, with
+   token-type ids (0 up to ``[>]``, 1 from ``[>]`` on).
+6. ``mask_tokens``: BERT masking of ``mask_rate`` of the word/visual positions
+   (never specials), at most ``max_predictions``; of those 80% become ``[MASK]``,
+   10% a random token *of the same modality*, 10% stay.
+
+``VideoBertFeatureConverter`` then pads to the model batch of
+``videobert_jax.batch``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import seqio
+import tensorflow as tf
+
+from videobert_jax import objectives
+from videobert_jax import tokens
+
+NEGATIVE_POOL = 16  # recent videos an alignment negative is drawn from
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceSpec:
+  """Lengths, rates and token layout shared by all preprocessors."""
+
+  layout: tokens.TokenLayout
+  max_seq_len: int = 128  # T
+  max_text_tokens: int = 48  # text budget of a video-text example
+  max_video_tokens: int = 48  # video budget of a video-text example
+  max_predictions: int = 20  # P
+  mask_rate: float = 0.15
+  concat_rate: float = 0.5  # probability of appending the next sentence/segment
+  max_subsample: int = 5  # video subsampling rate drawn from 1..max_subsample
+  negative_rate: float = 0.5  # share of video-text pairs made negative
+  # Random text replacements are drawn from [first_word_id, text_vocab_size):
+  # the ordinary WordPieces, past [PAD], [unusedN] and the specials.
+  first_word_id: int = tokens.MASK_ID + 1
+
+  def __post_init__(self):
+    if self.max_seq_len < 4:
+      raise ValueError(f"max_seq_len must be >= 4, got {self.max_seq_len}")
+    if not 0 < self.mask_rate < 1:
+      raise ValueError(f"mask_rate must be in (0, 1), got {self.mask_rate}")
+    if self.max_predictions < 1:
+      raise ValueError(f"max_predictions must be >= 1, got {self.max_predictions}")
+    if not tokens.MASK_ID < self.first_word_id < self.layout.text_vocab_size:
+      raise ValueError(f"first_word_id {self.first_word_id} outside the WordPieces")
+
+
+def _empty_ids():
+  return tf.zeros([0], tf.int32)
+
+
+@seqio.map_over_dataset
+def select_features(ex, spec: SequenceSpec):
+  """Keeps the fields later steps need; visual words become token ids."""
+  offset = spec.layout.visual_offset
+  out = {"video_id": ex["video_id"]}
+  if "text_ids" in ex:
+    out["text_ids"] = tf.cast(ex["text_ids"], tf.int32)
+    out["next_text_ids"] = tf.cast(ex["next_text_ids"], tf.int32)
+  if "visual_words" in ex:
+    out["video_ids"] = tf.cast(ex["visual_words"], tf.int32) + offset
+    out["next_video_ids"] = tf.cast(ex["next_visual_words"], tf.int32) + offset
+  return out
+
+
+@seqio.map_over_dataset(num_seeds=1)
+def concat_neighbours(ex, seed, spec: SequenceSpec):
+  """Appends the next sentence (text and/or video, with one coin) at random."""
+  has_next = tf.constant(False)
+  for key in ("text_ids", "video_ids"):
+    if key in ex:
+      has_next = has_next | (tf.size(ex["next_" + key]) > 0)
+  join = (tf.random.stateless_uniform([], seed) < spec.concat_rate) & has_next
+  out = dict(ex)
+  for key in ("text_ids", "video_ids"):
+    if key in ex:
+      out[key] = tf.cond(join, lambda k=key: tf.concat([ex[k], ex["next_" + k]], 0),
+                         lambda k=key: ex[k])
+      del out["next_" + key]
+  return out
+
+
+@seqio.map_over_dataset(num_seeds=1)
+def subsample_video(ex, seed, spec: SequenceSpec):
+  """Keeps every r-th visual token from a random offset, r uniform in 1..max_subsample."""
+  seeds = tf.random.experimental.stateless_split(seed, 2)
+  rate = tf.random.stateless_uniform([], seeds[0], 1, spec.max_subsample + 1, tf.int32)
+  video = ex["video_ids"]
+  # The offset stays inside the video, so at least one token survives.
+  span = tf.maximum(tf.minimum(rate, tf.size(video)), 1)
+  offset = tf.random.stateless_uniform([], seeds[1], 0, span, tf.int32)
+  out = dict(ex)
+  out["video_ids"] = video[offset::rate]
+  return out
+
+
+@seqio.map_over_dataset(num_seeds=1)
+def _draw_negative(ex, seed, spec: SequenceSpec):
+  draws = tf.random.stateless_uniform([2], seed)
+  out = dict(ex)
+  out["_make_negative"] = draws[0] < spec.negative_rate
+  out["_pick"] = draws[1]
+  return out
+
+
+def alignment_negatives(dataset: tf.data.Dataset, spec: SequenceSpec) -> tf.data.Dataset:
+  """Makes about ``negative_rate`` of the pairs negative with another video's tokens.
+
+  A running pool of the last ``NEGATIVE_POOL`` examples' videos is kept; a
+  negative takes a random pooled video whose ``video_id`` differs from its own,
+  so it truly comes from another video. An example for which no such video is
+  pooled yet stays positive. Adds ``alignment_label`` (1 aligned, 0 negative)
+  and ``video_source_id`` (the video the tokens came from).
+  """
+  dataset = _draw_negative(dataset, spec=spec)
+  width = spec.max_video_tokens  # assembly never keeps more than this
+  initial = (tf.zeros([NEGATIVE_POOL, width], tf.int32),
+             tf.zeros([NEGATIVE_POOL], tf.int32),
+             tf.fill([NEGATIVE_POOL], ""),
+             tf.constant(0, tf.int64))
+
+  def step(state, ex):
+    pool, lengths, pool_ids, count = state
+    video = ex["video_ids"][:width]
+    usable = (lengths > 0) & tf.not_equal(pool_ids, ex["video_id"])
+    num_usable = tf.reduce_sum(tf.cast(usable, tf.int32))
+    negative = ex["_make_negative"] & (num_usable > 0)
+    choice = tf.minimum(tf.cast(ex["_pick"] * tf.cast(num_usable, tf.float32), tf.int32),
+                        tf.maximum(num_usable - 1, 0))
+    usable_slots = tf.reshape(tf.where(usable), [-1])
+    slot = tf.cond(num_usable > 0,
+                   lambda: tf.cast(tf.gather(usable_slots, choice), tf.int32),
+                   lambda: tf.constant(0, tf.int32))
+    out = {k: v for k, v in ex.items() if not k.startswith("_")}
+    out["video_ids"] = tf.cond(negative, lambda: pool[slot, :lengths[slot]],
+                               lambda: ex["video_ids"])
+    out["video_source_id"] = tf.where(negative, pool_ids[slot], ex["video_id"])
+    out["alignment_label"] = tf.cast(tf.logical_not(negative), tf.int32)
+    # The pool keeps the example's own (aligned) video.
+    write = tf.cast(count % NEGATIVE_POOL, tf.int32)
+    padded = tf.pad(video, [[0, width - tf.size(video)]])
+    pool = tf.tensor_scatter_nd_update(pool, [[write]], padded[None])
+    lengths = tf.tensor_scatter_nd_update(lengths, [[write]], [tf.size(video)])
+    pool_ids = tf.tensor_scatter_nd_update(pool_ids, [[write]], [ex["video_id"]])
+    return (pool, lengths, pool_ids, count + 1), out
+
+  return dataset.scan(initial, step)
+
+
+@seqio.map_over_dataset
+def assemble(ex, spec: SequenceSpec, objective: int):
+  """``[CLS] text [>] video [SEP]`` (or one modality) with token-type ids, truncated."""
+  lay, t = spec.layout, spec.max_seq_len
+  cls = tf.constant([lay.cls_id], tf.int32)
+  sep = tf.constant([lay.sep_id], tf.int32)
+  vsep = tf.constant([lay.video_sep_id], tf.int32)
+  if objective == objectives.TEXT:
+    text = ex["text_ids"][:t - 2]
+    ids = tf.concat([cls, text, sep], 0)
+    types = tf.zeros_like(ids)
+  elif objective == objectives.VIDEO:
+    video = ex["video_ids"][:t - 3]
+    ids = tf.concat([cls, vsep, video, sep], 0)
+    types = tf.concat([[0], tf.ones([tf.size(video) + 2], tf.int32)], 0)
+  else:
+    text = ex["text_ids"][:min(spec.max_text_tokens, t - 4)]
+    video_budget = tf.minimum(spec.max_video_tokens, t - 3 - tf.size(text))
+    video = ex["video_ids"][:video_budget]
+    ids = tf.concat([cls, text, vsep, video, sep], 0)
+    types = tf.concat([tf.zeros([tf.size(text) + 1], tf.int32),
+                       tf.ones([tf.size(video) + 2], tf.int32)], 0)
+  out = {"input_ids": ids, "token_type_ids": types,
+         "objective": tf.constant(objective, tf.int32),
+         "alignment_label": tf.cast(ex.get("alignment_label", 1), tf.int32),
+         "alignment_weight": tf.constant(
+             1.0 if objective == objectives.VIDEO_TEXT else 0.0, tf.float32)}
+  for key in ("video_id", "video_source_id"):
+    if key in ex:
+      out[key] = ex[key]
+  return out
+
+
+def maskable(ids: tf.Tensor, spec: SequenceSpec) -> tf.Tensor:
+  """True at ordinary WordPieces and visual words (never specials or ``[>]``)."""
+  lay = spec.layout
+  is_word = (ids >= spec.first_word_id) & (ids < lay.text_vocab_size)
+  return is_word | ((ids >= lay.visual_offset) & (ids < lay.num_used_ids))
+
+
+@seqio.map_over_dataset(num_seeds=1)
+def mask_tokens(ex, seed, spec: SequenceSpec):
+  """BERT masking: picks positions, replaces 80/10/10, records targets.
+
+  Adds ``masked_positions`` (ascending) and ``masked_ids`` (original ids), at
+  most ``max_predictions`` of them, and rewrites ``input_ids``.
+  """
+  lay = spec.layout
+  ids = ex["input_ids"]
+  seeds = tf.random.experimental.stateless_split(seed, 4)
+  candidates = maskable(ids, spec)
+  num_candidates = tf.reduce_sum(tf.cast(candidates, tf.int32))
+  wanted = tf.cast(tf.round(tf.cast(num_candidates, tf.float32) * spec.mask_rate),
+                   tf.int32)
+  count = tf.minimum(tf.minimum(tf.maximum(wanted, 1), num_candidates),
+                     spec.max_predictions)
+  # Random order of the candidates: non-candidates get a score above any candidate.
+  scores = tf.random.stateless_uniform(tf.shape(ids), seeds[0])
+  scores = tf.where(candidates, scores, 2.0)
+  positions = tf.sort(tf.argsort(scores)[:count])
+  positions = tf.cast(positions, tf.int32)
+  targets = tf.gather(ids, positions)
+  action = tf.random.stateless_uniform(tf.shape(positions), seeds[1])
+  random_text = tf.random.stateless_uniform(
+      tf.shape(positions), seeds[2], spec.first_word_id, lay.text_vocab_size, tf.int32)
+  random_visual = tf.random.stateless_uniform(
+      tf.shape(positions), seeds[3], lay.visual_offset, lay.num_used_ids, tf.int32)
+  is_visual = (targets >= lay.visual_offset) & (targets < lay.num_used_ids)
+  random_same_modality = tf.where(is_visual, random_visual, random_text)
+  replacement = tf.where(action < 0.8, tf.fill(tf.shape(targets), lay.mask_id),
+                         tf.where(action < 0.9, random_same_modality, targets))
+  out = dict(ex)
+  out["input_ids"] = tf.tensor_scatter_nd_update(ids, positions[:, None], replacement)
+  out["masked_positions"] = positions
+  out["masked_ids"] = targets
+  return out
+
+
+class VideoBertFeatureConverter(seqio.FeatureConverter):
+  """Pads task features to the model batch of ``videobert_jax.batch``.
+
+  Task feature lengths: ``input_ids``/``token_type_ids`` -> T,
+  ``masked_positions``/``masked_ids`` -> P; the scalar features take None.
+  Adds ``attention_mask`` (1 for real tokens) and ``masked_weights`` (1 for real
+  predictions).
+  """
+
+  TASK_FEATURES = {
+      "input_ids": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+      "token_type_ids": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+      "masked_positions": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+      "masked_ids": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+      "alignment_label": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32, rank=0),
+      "alignment_weight": seqio.FeatureConverter.FeatureSpec(dtype=tf.float32, rank=0),
+      "objective": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32, rank=0),
+  }
+  MODEL_FEATURES = {
+      **TASK_FEATURES,
+      "attention_mask": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
+      "masked_weights": seqio.FeatureConverter.FeatureSpec(dtype=tf.float32),
+  }
+  PACKING_FEATURE_DTYPES = {}
+
+  def __init__(self, **kwargs):
+    """Creates the converter; VideoBERT examples are never packed."""
+    super().__init__(pack=False, **kwargs)
+
+  def _convert_features(self, ds, task_feature_lengths):
+    t = task_feature_lengths["input_ids"]
+    p = task_feature_lengths["masked_positions"]
+
+    def pad(x, n):
+      return tf.pad(x, [[0, n - tf.size(x)]])
+
+    def convert(ex):
+      n_tokens, n_masked = tf.size(ex["input_ids"]), tf.size(ex["masked_positions"])
+      return {
+          "input_ids": pad(ex["input_ids"], t),
+          "token_type_ids": pad(ex["token_type_ids"], t),
+          "attention_mask": pad(tf.ones([n_tokens], tf.int32), t),
+          "masked_positions": pad(ex["masked_positions"], p),
+          "masked_ids": pad(ex["masked_ids"], p),
+          "masked_weights": pad(tf.ones([n_masked], tf.float32), p),
+          "alignment_label": ex["alignment_label"],
+          "alignment_weight": ex["alignment_weight"],
+          "objective": ex["objective"],
+      }
+
+    return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+
+  def get_model_feature_lengths(self, task_feature_lengths):
+    t = task_feature_lengths["input_ids"]
+    p = task_feature_lengths["masked_positions"]
+    return {"input_ids": t, "token_type_ids": t, "attention_mask": t,
+            "masked_positions": p, "masked_ids": p, "masked_weights": p,
+            "alignment_label": None, "alignment_weight": None, "objective": None}
+
+
+def task_feature_lengths(spec: SequenceSpec) -> dict:
+  """The seqio ``sequence_length`` of the tasks (None for scalar features)."""
+  t, p = spec.max_seq_len, spec.max_predictions
+  return {"input_ids": t, "token_type_ids": t, "masked_positions": p, "masked_ids": p,
+          "alignment_label": None, "alignment_weight": None, "objective": None}

@@ -1,0 +1,65 @@
+"""Command line of the trainer: ``python -m videobert_jax.train --config=... --workdir=...``.
+
+Example::
+
+  python -m videobert_jax.train --config=configs/pretrain.py:tiny --workdir=runs/tiny \\
+      --config.data.corpus_dir=CORPUS --config.data.codebook=CODEBOOK \\
+      --config.train.batch_size=8
+
+Run the same command on every host of a pod; ``--distributed`` (auto by default)
+calls ``jax.distributed.initialize()`` first.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard events and "
+                    "final metrics (local or gs://). Resumes from its latest checkpoint.")
+flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
+                  "Call jax.distributed.initialize() (multi-host): 'auto' does so when the "
+                  "environment names a coordinator or several TPU/SLURM workers.")
+config_flags.DEFINE_config_file(
+    "config", None, "Training config, e.g. configs/pretrain.py:tiny; override fields "
+    "with --config.train.batch_size=8 and the like.", lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+
+# Variables whose presence means several processes take part in this run.
+_MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
+
+
+def multihost_environment(env=os.environ) -> bool:
+  """True when the environment describes a multi-process run."""
+  if any(env.get(name) for name in _MULTIHOST_ENV):
+    return True
+  if len([h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]) > 1:
+    return True
+  return int(env.get("SLURM_NTASKS", "1") or 1) > 1
+
+
+def main(argv):
+  """Initialises multi-host JAX if needed and runs ``train.train``."""
+  del argv
+  import jax  # pylint: disable=g-import-not-at-top
+  if FLAGS.distributed == "on" or (FLAGS.distributed == "auto" and
+                                   multihost_environment()):
+    jax.distributed.initialize()
+  from videobert_jax import train  # pylint: disable=g-import-not-at-top
+  try:
+    train.train(FLAGS.config, FLAGS.workdir)
+  except (ValueError, FileNotFoundError, FloatingPointError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+def run():
+  """Entry point (``python -m videobert_jax.train`` and ``videobert_jax.train_main``)."""
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
