@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import re
 from typing import Sequence
 
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
+_STEPS_PER_CALL = 100  # optimizer steps per jitted call (one lax.scan)
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -179,31 +181,46 @@ def train_captioner(features: np.ndarray, captions: Sequence[str], config,
   tx = optax.adam(schedule)
   opt_state = tx.init(params)
 
-  @jax.jit
-  def step(params, opt_state, xb, yb, key):
+  x_dev, targets_dev = jnp.asarray(x), jnp.asarray(targets)
+  batch = min(config.batch_size, len(x))
+
+  def step(carry, step_index):
+    params, opt_state = carry
+    batch_key, dropout_key = jax.random.split(jax.random.fold_in(rng, step_index))
+    take = jax.random.choice(batch_key, len(x), (batch,), replace=False)
+    xb, yb = x_dev[take], targets_dev[take]
+
     def loss_fn(p):
       logits = module.apply({"params": p}, xb, yb[:, :-1], deterministic=False,
-                            rngs={"dropout": key})
+                            rngs={"dropout": dropout_key})
       labels = yb[:, 1:]
       weights = (labels != PAD).astype(jnp.float32)
       losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
       return (losses * weights).sum() / jnp.maximum(weights.sum(), 1.0)
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
+    return (optax.apply_updates(params, updates), opt_state), loss
 
-  order_rng = np.random.default_rng(config.seed)
-  batch = min(config.batch_size, len(x))
+  # Many small steps per call: on a CPU the per-call dispatch of a model this small
+  # costs more than its arithmetic, so a chunk of steps runs as one lax.scan.
+  @functools.partial(jax.jit, donate_argnums=(0, 1))
+  def train_chunk(params, opt_state, step_indices):
+    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), step_indices)
+    return params, opt_state, losses[-1]
+
   loss = float("nan")
-  bar = tqdm(range(config.num_steps), desc="captioner", unit="step",
+  bar = tqdm(total=config.num_steps, desc="captioner", unit="step",
              disable=not progress, leave=False)
-  for i in bar:
-    take = order_rng.choice(len(x), batch, replace=False)
-    params, opt_state, loss_value = step(params, opt_state, x[take], targets[take],
-                                         jax.random.fold_in(rng, i))
-    if i % 100 == 0 or i == config.num_steps - 1:
-      loss = float(loss_value)
-      bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+  done = 0
+  while done < config.num_steps:
+    size = min(_STEPS_PER_CALL, config.num_steps - done)
+    params, opt_state, loss_value = train_chunk(
+        params, opt_state, jnp.arange(done, done + size, dtype=jnp.int32))
+    done += size
+    loss = float(loss_value)
+    bar.update(size)
+    bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+  bar.close()
   return TrainedCaptioner(module, params, vocabulary, mean, std, config, loss)
 
 
