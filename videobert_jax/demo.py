@@ -153,7 +153,8 @@ def pretrain(config, workdir: str) -> dict:
   metrics = train.train(config, workdir)
   keys = ("loss", "text/mlm_accuracy", "video/mlm_accuracy", "video_text/mlm_accuracy",
           "alignment/accuracy")
-  shown = {k: round(float(metrics[k]), 4) for k in keys if k in metrics}
+  shown = {k: round(float(metrics[f"train/{k}"]), 4) for k in keys
+           if f"train/{k}" in metrics}
   print(f"   final: {shown}")
   return metrics
 
@@ -210,8 +211,10 @@ def main(argv=None) -> int:
                       help="tiny: from scratch; small: from the MiniLM checkpoint")
   parser.add_argument("--steps", type=int, default=None,
                       help="pretraining steps (default: the config's)")
-  parser.add_argument("--caption-steps", type=int, default=None,
-                      help="captioner training steps (default: configs/captioner.py)")
+  parser.add_argument("--caption-steps", type=int, default=300,
+                      help="captioner training steps (configs/captioner.py has 1500 for "
+                           "YouCook II; the bundled world's ~250 training captions "
+                           "overfit long before that)")
   parser.add_argument("--skip-captioning", action="store_true",
                       help="stop after zero-shot classification")
   args = parser.parse_args(argv)
