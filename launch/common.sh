@@ -27,11 +27,7 @@ quote() {
 
 # Prints "+ cmd args..." with every word quoted, as `set -x` would.
 show() {
-  local line="+" arg
-  for arg in "$@"; do
-    line+=" $(quote "${arg}")"
-  done
-  printf '%s\n' "${line}"
+  printf '+ %s\n' "$(quote_args "$@")"
 }
 
 # Runs the command, or only shows it under --dry-run.
@@ -51,6 +47,11 @@ quote_args() {
     out+=" $(quote "${arg}")"
   done
   printf '%s' "${out# }"
+}
+
+# Fails unless the flag "$1" was given a non-empty value "$2" (call with "$@").
+need_value() {
+  [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"
 }
 
 # The repository root (the folder above launch/).

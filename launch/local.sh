@@ -38,10 +38,6 @@ CODEBOOK=""
 DEVICES=1
 TRAIN_FLAGS=()
 
-need_value() {
-  [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"
-}
-
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --workdir) need_value "$@"; WORKDIR="$2"; shift 2 ;;

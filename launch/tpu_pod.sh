@@ -61,10 +61,6 @@ INSTALL=1
 DETACH=0
 TRAIN_FLAGS=()
 
-need_value() {
-  [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"
-}
-
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --name) need_value "$@"; NAME="$2"; shift 2 ;;
