@@ -65,6 +65,12 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
   data.max_video_tokens = 24 if tiny else 48  # visual words kept per clip span
   data.max_predictions = 10 if tiny else 20  # P: masked positions per example
   data.mask_rate = 0.15  # BERT's masking rate
+  data.video_text_mask_rate = ml_collections.config_dict.placeholder(float)  # None: mask_rate
+  data.concat_rate = 0.5  # chance of appending the next sentence (and its clips)
+  data.max_subsample = 5  # keep every r-th visual word, r drawn from 1..this
+  data.min_video_tokens = 4  # subsampling leaves at least this many visual words
+  data.negative_rate = 0.5  # share of video-text pairs given another video
+  data.mlm_on_negatives = False  # masked-token loss on negative pairs too
   data.mixture_rates = ml_collections.ConfigDict(
       {"text": 1.0, "video": 1.0, "video_text": 1.0})  # sampling rate per objective
   data.seed = 0  # shuffling and masking

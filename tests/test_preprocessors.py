@@ -54,19 +54,30 @@ def test_assemble_layouts_and_token_types():
   test_utils.assert_dataset(vt, {
       "input_ids": [101, 200, 201, LAYOUT.video_sep_id, off, off + 1, off + 2, 102],
       "token_type_ids": [0, 0, 0, 1, 1, 1, 1, 1], "objective": objectives.VIDEO_TEXT,
-      "alignment_label": 1, "alignment_weight": 1.0, "video_id": b"a"})
+      "alignment_label": 1, "alignment_weight": 1.0, "mlm_weight": 1.0, "video_id": b"a"})
   text = pp.assemble(dataset([{"video_id": "a", "text_ids": [200, 201]}]), spec=spec,
                      objective=objectives.TEXT)
   test_utils.assert_dataset(text, {
       "input_ids": [101, 200, 201, 102], "token_type_ids": [0, 0, 0, 0],
       "objective": objectives.TEXT, "alignment_label": 1, "alignment_weight": 0.0,
-      "video_id": b"a"})
+      "mlm_weight": 1.0, "video_id": b"a"})
   video = pp.assemble(dataset([{"video_id": "a", "video_ids": [off, off + 1]}]),
                       spec=spec, objective=objectives.VIDEO)
   test_utils.assert_dataset(video, {
       "input_ids": [101, LAYOUT.video_sep_id, off, off + 1, 102],
       "token_type_ids": [0, 1, 1, 1, 1], "objective": objectives.VIDEO,
-      "alignment_label": 1, "alignment_weight": 0.0, "video_id": b"a"})
+      "alignment_label": 1, "alignment_weight": 0.0, "mlm_weight": 1.0, "video_id": b"a"})
+
+
+@pytest.mark.parametrize("mlm_on_negatives,expected", [(False, 0.0), (True, 1.0)])
+def test_negative_pairs_masked_loss_weight(mlm_on_negatives, expected):
+  spec = make_spec(mlm_on_negatives=mlm_on_negatives)
+  off = LAYOUT.visual_offset
+  ex = {"video_id": "a", "text_ids": [200, 201], "video_ids": [off]}
+  negative = dataset([ex]).map(lambda e: {**e, "alignment_label": tf.constant(0)})
+  out = next(pp.assemble(negative, spec=spec,
+                         objective=objectives.VIDEO_TEXT).as_numpy_iterator())
+  assert out["alignment_label"] == 0 and out["mlm_weight"] == expected
 
 
 def test_assemble_truncates_to_configured_lengths():
@@ -176,6 +187,18 @@ def test_subsample_video_rates_one_to_five():
   assert rates == {1, 2, 3, 4, 5}
 
 
+def test_subsample_video_keeps_short_spans_whole_enough():
+  spec = make_spec(min_video_tokens=4)
+  off = LAYOUT.visual_offset
+  lengths = [1, 3, 4, 7, 8, 12]
+  ds = dataset([{"video_id": f"v{i}", "video_ids": list(range(off, off + n))}
+                for i in range(60) for n in lengths])
+  with seqio.utils.map_seed_manager(0):
+    out = list(pp.subsample_video(ds, spec=spec).as_numpy_iterator())
+  for ex, n in zip(out, lengths * 60):
+    assert len(ex["video_ids"]) >= min(n, 4), (n, ex["video_ids"])
+
+
 def test_alignment_negatives_come_from_another_video():
   spec = make_spec()
   rng = np.random.default_rng(1)
@@ -217,14 +240,14 @@ def test_feature_converter_pads_to_model_batch():
       "token_type_ids": tf.constant([0, 0, 0, 0]),
       "masked_positions": tf.constant([1]), "masked_ids": tf.constant([200]),
       "alignment_label": tf.constant(1), "alignment_weight": tf.constant(0.0),
-      "objective": tf.constant(objectives.TEXT)})
+      "objective": tf.constant(objectives.TEXT), "mlm_weight": tf.constant(0.5)})
   out = pp.VideoBertFeatureConverter()(ds, pp.task_feature_lengths(spec))
   test_utils.assert_dataset(out, {
       "input_ids": [101, 103, 201, 102] + [0] * 8,
       "token_type_ids": [0] * 12,
       "attention_mask": [1] * 4 + [0] * 8,
       "masked_positions": [1, 0, 0, 0], "masked_ids": [200, 0, 0, 0],
-      "masked_weights": [1.0, 0.0, 0.0, 0.0],
+      "masked_weights": [0.5, 0.0, 0.0, 0.0],
       "alignment_label": 1, "alignment_weight": 0.0, "objective": objectives.TEXT})
 
 

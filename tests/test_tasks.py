@@ -118,10 +118,14 @@ def test_pretrain_batches_have_the_documented_fields_and_shapes(pipeline_config)
     objective = batch["objective"]
     np.testing.assert_array_equal(batch["alignment_weight"],
                                   (objective == objectives.VIDEO_TEXT).astype(np.float32))
-    # Real tokens first, then padding; every real example has a prediction.
+    # Real tokens first, then padding; every real example has a prediction,
+    # weighted 0 on negative video-text pairs only.
     mask = batch["attention_mask"]
     assert (np.diff(mask, axis=1) <= 0).all()
-    assert (batch["masked_weights"].sum(1) >= 1).all()
+    negative = (objective == objectives.VIDEO_TEXT) & (batch["alignment_label"] == 0)
+    assert (batch["masked_positions"][:, 0] > 0).all()
+    assert (batch["masked_weights"][~negative].sum(1) >= 1).all()
+    assert (batch["masked_weights"][negative] == 0).all()
     rows = np.arange(16)[:, None]
     assert (mask[rows, batch["masked_positions"]] == 1).all()
     seen.extend(objective.tolist())
@@ -146,7 +150,9 @@ def test_validation_split_is_finite_and_padded(pipeline_config):
   batches = list(input_pipeline.pretrain_batches(pipeline_config, batch_size=16,
                                                  split="validation"))
   assert batches
-  real = sum(int((b["masked_weights"].sum(1) > 0).sum()) for b in batches)
+  # Padding copies carry no weight at all; negative pairs keep their alignment weight.
+  real = sum(int(((b["masked_weights"].sum(1) > 0) | (b["alignment_weight"] > 0)).sum())
+             for b in batches)
   expected = sum(
       tf.data.experimental.cardinality(
           seqio.get_mixture_or_task(tasks.TASKS[k][0]).source.get_dataset(

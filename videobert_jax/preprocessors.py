@@ -8,13 +8,19 @@ The three tasks (``videobert_jax.tasks``) chain these steps on the TFDS examples
 2. ``concat_neighbours``: with probability ``concat_rate`` append the next
    sentence (text, video, or both together) of the same video.
 3. ``subsample_video``: keep every r-th visual word, r uniform in 1..5, from a
-   random offset (robustness to speed, longer horizons; the paper's recipe).
+   random offset (robustness to speed, longer horizons; the paper's recipe),
+   never leaving fewer than ``min_video_tokens`` of a span that had them.
 4. ``alignment_negatives`` (video-text only): with probability ``negative_rate``
    replace the video by one of a *different* video seen recently (label 0).
 5. ``assemble``: ``[CLS] text [SEP]``, ``[CLS] [>] video [SEP]`` or
    ``[CLS] text [>] video [SEP]``, truncated to the configured lengths, with
-   token-type ids (0 up to ``[>]``, 1 from ``[>]`` on).
-6. ``mask_tokens``: BERT masking of ``mask_rate`` of the word/visual positions
+   token-type ids (0 up to ``[>]``, 1 from ``[>]`` on). A negative pair's
+   masked-token predictions get weight 0 unless ``mlm_on_negatives``: its text
+   and video are unrelated, so predicting one from the other would teach the
+   model that video says nothing about speech (UNITER and LXMERT likewise apply
+   masked modelling to matched pairs only).
+6. ``mask_tokens``: BERT masking of ``mask_rate`` (``video_text_mask_rate`` in
+   video-text examples) of the word/visual positions
    (never specials), at most ``max_predictions``; of those 80% become ``[MASK]``,
    10% a random token *of the same modality*, 10% stay.
 
@@ -45,9 +51,15 @@ class SequenceSpec:
   max_video_tokens: int = 48  # video budget of a video-text example
   max_predictions: int = 20  # P
   mask_rate: float = 0.15
+  # Masking rate of video-text examples (None: mask_rate). Higher rates hide the
+  # speech's other content words more often, so the masked ones must be read off
+  # the video, as in zero-shot classification where verb and noun are both masked.
+  video_text_mask_rate: float | None = None
   concat_rate: float = 0.5  # probability of appending the next sentence/segment
   max_subsample: int = 5  # video subsampling rate drawn from 1..max_subsample
+  min_video_tokens: int = 4  # subsampling keeps at least this many (if there were)
   negative_rate: float = 0.5  # share of video-text pairs made negative
+  mlm_on_negatives: bool = False  # masked-token loss on negative pairs too
   # Random text replacements are drawn from [first_word_id, text_vocab_size):
   # the ordinary WordPieces, past [PAD], [unusedN] and the specials.
   first_word_id: int = tokens.MASK_ID + 1
@@ -55,8 +67,10 @@ class SequenceSpec:
   def __post_init__(self):
     if self.max_seq_len < 4:
       raise ValueError(f"max_seq_len must be >= 4, got {self.max_seq_len}")
-    if not 0 < self.mask_rate < 1:
-      raise ValueError(f"mask_rate must be in (0, 1), got {self.mask_rate}")
+    for name in ("mask_rate", "video_text_mask_rate"):
+      rate = getattr(self, name)
+      if rate is not None and not 0 < rate < 1:
+        raise ValueError(f"{name} must be in (0, 1), got {rate}")
     if self.max_predictions < 1:
       raise ValueError(f"max_predictions must be >= 1, got {self.max_predictions}")
     if not tokens.MASK_ID < self.first_word_id < self.layout.text_vocab_size:
@@ -100,10 +114,18 @@ def concat_neighbours(ex, seed, spec: SequenceSpec):
 
 @seqio.map_over_dataset(num_seeds=1)
 def subsample_video(ex, seed, spec: SequenceSpec):
-  """Keeps every r-th visual token from a random offset, r uniform in 1..max_subsample."""
+  """Keeps every r-th visual token from a random offset, r uniform in 1..max_subsample.
+
+  r is capped so that at least ``min_video_tokens`` survive: a sentence spans
+  only a few 1.5 s clips, and thinning those to one token would leave nothing
+  for the text to be grounded in.
+  """
   seeds = tf.random.experimental.stateless_split(seed, 2)
-  rate = tf.random.stateless_uniform([], seeds[0], 1, spec.max_subsample + 1, tf.int32)
   video = ex["video_ids"]
+  cap = tf.clip_by_value(tf.size(video) // max(spec.min_video_tokens, 1), 1,
+                         spec.max_subsample)
+  draw = tf.random.stateless_uniform([], seeds[0])
+  rate = tf.minimum(tf.cast(draw * tf.cast(cap, tf.float32), tf.int32) + 1, cap)
   # The offset stays inside the video, so at least one token survives.
   span = tf.maximum(tf.minimum(rate, tf.size(video)), 1)
   offset = tf.random.stateless_uniform([], seeds[1], 0, span, tf.int32)
@@ -187,9 +209,12 @@ def assemble(ex, spec: SequenceSpec, objective: int):
     ids = tf.concat([cls, text, vsep, video, sep], 0)
     types = tf.concat([tf.zeros([tf.size(text) + 1], tf.int32),
                        tf.ones([tf.size(video) + 2], tf.int32)], 0)
+  label = tf.cast(ex.get("alignment_label", 1), tf.int32)
+  mlm_weight = 1.0 if spec.mlm_on_negatives else tf.cast(label, tf.float32)
   out = {"input_ids": ids, "token_type_ids": types,
          "objective": tf.constant(objective, tf.int32),
-         "alignment_label": tf.cast(ex.get("alignment_label", 1), tf.int32),
+         "mlm_weight": tf.cast(mlm_weight, tf.float32),
+         "alignment_label": label,
          "alignment_weight": tf.constant(
              1.0 if objective == objectives.VIDEO_TEXT else 0.0, tf.float32)}
   for key in ("video_id", "video_source_id"):
@@ -243,13 +268,20 @@ def mask_tokens(ex, seed, spec: SequenceSpec):
   return out
 
 
+def for_objective(spec: SequenceSpec, objective: int) -> SequenceSpec:
+  """``spec`` with the masking rate of ``objective`` in ``mask_rate``."""
+  if objective == objectives.VIDEO_TEXT and spec.video_text_mask_rate is not None:
+    return dataclasses.replace(spec, mask_rate=spec.video_text_mask_rate)
+  return spec
+
+
 class VideoBertFeatureConverter(seqio.FeatureConverter):
   """Pads task features to the model batch of ``videobert_jax.batch``.
 
   Task feature lengths: ``input_ids``/``token_type_ids`` -> T,
   ``masked_positions``/``masked_ids`` -> P; the scalar features take None.
-  Adds ``attention_mask`` (1 for real tokens) and ``masked_weights`` (1 for real
-  predictions).
+  Adds ``attention_mask`` (1 for real tokens) and ``masked_weights`` (the
+  example's ``mlm_weight`` for real predictions, 0 for padding).
   """
 
   TASK_FEATURES = {
@@ -260,9 +292,10 @@ class VideoBertFeatureConverter(seqio.FeatureConverter):
       "alignment_label": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32, rank=0),
       "alignment_weight": seqio.FeatureConverter.FeatureSpec(dtype=tf.float32, rank=0),
       "objective": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32, rank=0),
+      "mlm_weight": seqio.FeatureConverter.FeatureSpec(dtype=tf.float32, rank=0),
   }
   MODEL_FEATURES = {
-      **TASK_FEATURES,
+      **{k: v for k, v in TASK_FEATURES.items() if k != "mlm_weight"},
       "attention_mask": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
       "masked_weights": seqio.FeatureConverter.FeatureSpec(dtype=tf.float32),
   }
@@ -287,7 +320,7 @@ class VideoBertFeatureConverter(seqio.FeatureConverter):
           "attention_mask": pad(tf.ones([n_tokens], tf.int32), t),
           "masked_positions": pad(ex["masked_positions"], p),
           "masked_ids": pad(ex["masked_ids"], p),
-          "masked_weights": pad(tf.ones([n_masked], tf.float32), p),
+          "masked_weights": pad(tf.fill([n_masked], ex["mlm_weight"]), p),
           "alignment_label": ex["alignment_label"],
           "alignment_weight": ex["alignment_weight"],
           "objective": ex["objective"],
@@ -307,4 +340,5 @@ def task_feature_lengths(spec: SequenceSpec) -> dict:
   """The seqio ``sequence_length`` of the tasks (None for scalar features)."""
   t, p = spec.max_seq_len, spec.max_predictions
   return {"input_ids": t, "token_type_ids": t, "masked_positions": p, "masked_ids": p,
-          "alignment_label": None, "alignment_weight": None, "objective": None}
+          "alignment_label": None, "alignment_weight": None, "objective": None,
+          "mlm_weight": None}

@@ -73,8 +73,12 @@ def sequence_spec(data_config: Any, layout: tokens.TokenLayout,
       max_video_tokens=int(data_config.max_video_tokens),
       max_predictions=int(data_config.max_predictions),
       mask_rate=float(data_config.mask_rate),
+      video_text_mask_rate=_get(data_config, "video_text_mask_rate"),
       concat_rate=float(_get(data_config, "concat_rate", 0.5)),
+      max_subsample=int(_get(data_config, "max_subsample", 5)),
+      min_video_tokens=int(_get(data_config, "min_video_tokens", 4)),
       negative_rate=float(_get(data_config, "negative_rate", 0.5)),
+      mlm_on_negatives=bool(_get(data_config, "mlm_on_negatives", False)),
       first_word_id=first_word_id or tokens.MASK_ID + 1)
 
 
@@ -93,6 +97,7 @@ def output_features(layout: tokens.TokenLayout) -> dict[str, seqio.Feature]:
       "alignment_label": feature(rank=0),
       "alignment_weight": feature(tf.float32, rank=0),
       "objective": feature(rank=0),
+      "mlm_weight": feature(tf.float32, rank=0),
   }
 
 
@@ -106,7 +111,7 @@ def task_preprocessors(objective: int, spec: preprocessors.SequenceSpec) -> list
   if objective == objectives.VIDEO_TEXT:
     steps.append(functools.partial(p.alignment_negatives, spec=spec))
   steps += [functools.partial(p.assemble, spec=spec, objective=objective),
-            functools.partial(p.mask_tokens, spec=spec)]
+            functools.partial(p.mask_tokens, spec=p.for_objective(spec, objective))]
   return steps
 
 

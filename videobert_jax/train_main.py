@@ -15,6 +15,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -44,6 +45,10 @@ def multihost_environment(env=os.environ) -> bool:
 def main(argv):
   """Initialises multi-host JAX if needed and runs ``train.train``."""
   del argv
+  if not FLAGS["verbosity"].present:
+    # Orbax logs every save and restore at INFO, which buries the progress bar and
+    # the summary; --verbosity=0 brings those lines back.
+    logging.set_verbosity(logging.WARNING)
   import jax  # pylint: disable=g-import-not-at-top
   if FLAGS.distributed == "on" or (FLAGS.distributed == "auto" and
                                    multihost_environment()):
