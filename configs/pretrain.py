@@ -66,6 +66,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
   data.max_predictions = 10 if tiny else 20  # P: masked positions per example
   data.mask_rate = 0.15  # BERT's masking rate
   data.video_text_mask_rate = ml_collections.config_dict.placeholder(float)  # None: mask_rate
+  data.salient_mask_rate = 0.0  # video-text examples with all content words masked
   data.concat_rate = 0.5  # chance of appending the next sentence (and its clips)
   data.max_subsample = 5  # keep every r-th visual word, r drawn from 1..this
   data.min_video_tokens = 4  # subsampling leaves at least this many visual words

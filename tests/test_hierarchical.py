@@ -71,3 +71,37 @@ def test_streamed_input_and_sampling():
   codebook = fit_hierarchical(blocks, levels=2, clusters=3, seed=0, sample_size=900)
   assert codebook.sample_size == 900 and codebook.num_words == 9
   assert len(np.unique(codebook.assign(x))) == 9
+
+
+def test_level_fit_does_not_depend_on_how_nodes_are_chunked():
+  # Every node's k-means++ draws and sums run in the same order wherever the
+  # node lands, so 1, 3 or 4 chunks (1 or 4 devices, or 8 ...) agree bitwise.
+  from videobert_jax.quantize import kmeans, level_fit
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((700, 8)).astype(np.float32)
+  nodes = rng.integers(0, 6, 700)
+  nodes[nodes == 4] = 5  # node 4 is empty
+  seeds = rng.integers(0, 2**32, 6, dtype=np.uint32)
+  mesh = kmeans.make_data_mesh(jax.devices()[:1])
+  fit, _ = level_fit.level_functions(3, 30, 1e-4)
+  results = []
+  for chunks in (1, 3, 4):
+    layout = level_fit.pack_level(nodes, 6, chunks, tile=16)
+    xs, w = level_fit.gather_rows(jax.device_put(x), layout, mesh)
+    real = layout.node_global >= 0
+    node_seeds = np.where(real, seeds[np.maximum(layout.node_global, 0)], 0).astype(np.uint32)
+    centres, counts, _ = fit(xs, w, layout.tile_node, layout.tile_rank, node_seeds)
+    out = np.zeros((6, 3, 8), np.float32)
+    out[layout.node_global[real]] = np.asarray(centres)[real]
+    total = np.zeros(6)
+    total[layout.node_global[real]] = np.asarray(counts)[real].sum(1)
+    np.testing.assert_array_equal(total, np.bincount(nodes, minlength=6))
+    results.append(out)
+  for other in results[1:]:
+    np.testing.assert_array_equal(other, results[0])
+
+
+def test_choose_tile_trades_padding_for_larger_tiles():
+  from videobert_jax.quantize import level_fit
+  assert level_fit.choose_tile(np.full(10, 5000)) == 128  # big nodes: big tiles
+  assert level_fit.choose_tile(np.full(1000, 9)) <= 16  # tiny nodes: little padding

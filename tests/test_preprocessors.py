@@ -105,6 +105,22 @@ def _masked(spec, examples, seed=3):
   return list(ds.as_numpy_iterator())
 
 
+def test_salient_masking_hides_every_content_word_and_nothing_else():
+  function = (200, 201)  # stand-ins for "the", "now"
+  spec = make_spec(max_seq_len=32, max_text_tokens=12, max_video_tokens=8,
+                   max_predictions=6, salient_mask_rate=0.5, function_word_ids=function)
+  text = [201, 300, 200, 301, 200]  # "now cut the onion the"
+  out = _masked(spec, [pair(f"v{i}", text, [1, 2, 3]) for i in range(200)])
+  salient = 0
+  for ex in out:
+    if sorted(ex["masked_ids"]) == [300, 301] and list(ex["masked_positions"]) == [2, 4]:
+      salient += 1
+  # Random 15% masking of 8 candidates picks 1 position, so two are salient only.
+  assert salient / len(out) == pytest.approx(0.5, abs=0.1)
+  text_spec = pp.for_objective(spec, objectives.TEXT)
+  assert text_spec.salient_mask_rate == 0.0 and text_spec.mask_rate == spec.mask_rate
+
+
 def test_masking_statistics_and_same_modality_replacement():
   spec = make_spec(max_seq_len=64, max_text_tokens=30, max_video_tokens=30,
                    max_predictions=20)

@@ -167,3 +167,12 @@ def test_dataset_built_from_other_inputs_is_an_error(pipeline_config, tmp_path):
   config.data.codebook = make_codebook(tmp_path / "other.npz", seed=7)
   with pytest.raises(input_pipeline.DatasetMismatchError, match="tfds_data_dir"):
     next(input_pipeline.pretrain_batches(config, batch_size=4))
+
+
+def test_function_words_are_stop_words_and_punctuation():
+  from videobert_jax.text import wordpiece
+  function = set(tasks.function_word_ids())
+  words = wordpiece.vocab_words(None)
+  index = {w: i for i, w in enumerate(words)}
+  assert {index["the"], index["now"], index["."], index["'"]} <= function
+  assert not {index["onion"], index["chop"], index["##s"]} & function

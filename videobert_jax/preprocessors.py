@@ -20,7 +20,8 @@ The three tasks (``videobert_jax.tasks``) chain these steps on the TFDS examples
    model that video says nothing about speech (UNITER and LXMERT likewise apply
    masked modelling to matched pairs only).
 6. ``mask_tokens``: BERT masking of ``mask_rate`` (``video_text_mask_rate`` in
-   video-text examples) of the word/visual positions
+   video-text examples; in ``salient_mask_rate`` of those, every content word of
+   the text instead) of the word/visual positions
    (never specials), at most ``max_predictions``; of those 80% become ``[MASK]``,
    10% a random token *of the same modality*, 10% stay.
 
@@ -55,6 +56,14 @@ class SequenceSpec:
   # speech's other content words more often, so the masked ones must be read off
   # the video, as in zero-shot classification where verb and noun are both masked.
   video_text_mask_rate: float | None = None
+  # Share of video-text examples whose masking is "salient": every content
+  # WordPiece of the text (not a function word or punctuation) is masked and
+  # nothing else. Random masking rarely hides a step's verb and its noun
+  # together, so the model learns to guess one from the other and never looks
+  # at the video; hiding both makes the video the only evidence, as in
+  # zero-shot classification (REALM's salient-span masking, for video).
+  salient_mask_rate: float = 0.0
+  function_word_ids: tuple[int, ...] = ()  # WordPieces salient masking keeps
   concat_rate: float = 0.5  # probability of appending the next sentence/segment
   max_subsample: int = 5  # video subsampling rate drawn from 1..max_subsample
   min_video_tokens: int = 4  # subsampling keeps at least this many (if there were)
@@ -73,6 +82,8 @@ class SequenceSpec:
         raise ValueError(f"{name} must be in (0, 1), got {rate}")
     if self.max_predictions < 1:
       raise ValueError(f"max_predictions must be >= 1, got {self.max_predictions}")
+    if not 0 <= self.salient_mask_rate <= 1:
+      raise ValueError(f"salient_mask_rate must be in [0, 1], got {self.salient_mask_rate}")
     if not tokens.MASK_ID < self.first_word_id < self.layout.text_vocab_size:
       raise ValueError(f"first_word_id {self.first_word_id} outside the WordPieces")
 
@@ -246,6 +257,8 @@ def mask_tokens(ex, seed, spec: SequenceSpec):
                    tf.int32)
   count = tf.minimum(tf.minimum(tf.maximum(wanted, 1), num_candidates),
                      spec.max_predictions)
+  if spec.salient_mask_rate > 0:
+    candidates, count = _salient_choice(ids, candidates, count, seed, spec)
   # Random order of the candidates: non-candidates get a score above any candidate.
   scores = tf.random.stateless_uniform(tf.shape(ids), seeds[0])
   scores = tf.where(candidates, scores, 2.0)
@@ -268,9 +281,30 @@ def mask_tokens(ex, seed, spec: SequenceSpec):
   return out
 
 
+def _salient_choice(ids, candidates, count, seed, spec: SequenceSpec):
+  """With probability ``salient_mask_rate``: (content WordPieces, their number).
+
+  Otherwise (or when the text has no content word) ``(candidates, count)``
+  unchanged. Content WordPieces are the text's maskable ids that are not in
+  ``function_word_ids``.
+  """
+  lay = spec.layout
+  is_text = candidates & (ids < lay.text_vocab_size)
+  function = tf.constant(spec.function_word_ids or (-1,), tf.int32)
+  is_function = tf.reduce_any(ids[:, None] == function[None, :], axis=1)
+  content = is_text & ~is_function
+  num_content = tf.reduce_sum(tf.cast(content, tf.int32))
+  draw = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 1))
+  salient = (draw < spec.salient_mask_rate) & (num_content > 0)
+  return (tf.where(salient, content, candidates),
+          tf.where(salient, tf.minimum(num_content, spec.max_predictions), count))
+
+
 def for_objective(spec: SequenceSpec, objective: int) -> SequenceSpec:
-  """``spec`` with the masking rate of ``objective`` in ``mask_rate``."""
-  if objective == objectives.VIDEO_TEXT and spec.video_text_mask_rate is not None:
+  """``spec`` with the masking of ``objective``: its rate, salient masking or not."""
+  if objective != objectives.VIDEO_TEXT:
+    return dataclasses.replace(spec, salient_mask_rate=0.0)
+  if spec.video_text_mask_rate is not None:
     return dataclasses.replace(spec, mask_rate=spec.video_text_mask_rate)
   return spec
 

@@ -63,9 +63,24 @@ def first_ordinary_word_id(vocab_path: str | None = None) -> int:
                    "WordPieces after [MASK]")
 
 
+def function_word_ids(vocab_path: str | None = None) -> tuple[int, ...]:
+  """Ids of the WordPieces salient masking keeps visible: English stop words
+  (scikit-learn's list) and pieces made only of punctuation."""
+  from sklearn.feature_extraction import text as sk_text  # pylint: disable=import-outside-toplevel
+  from videobert_jax.text import wordpiece  # pylint: disable=import-outside-toplevel
+  words = wordpiece.vocab_words(vocab_path)
+  keep = []
+  for i, word in enumerate(words):
+    if word in sk_text.ENGLISH_STOP_WORDS or (
+        word and all(not c.isalnum() for c in word.removeprefix("##"))):
+      keep.append(i)
+  return tuple(keep)
+
+
 def sequence_spec(data_config: Any, layout: tokens.TokenLayout,
                   first_word_id: int | None = None) -> preprocessors.SequenceSpec:
   """The preprocessors' lengths and rates from ``config.data``."""
+  salient_rate = float(_get(data_config, "salient_mask_rate", 0.0))
   return preprocessors.SequenceSpec(
       layout=layout,
       max_seq_len=int(data_config.max_seq_len),
@@ -79,6 +94,9 @@ def sequence_spec(data_config: Any, layout: tokens.TokenLayout,
       min_video_tokens=int(_get(data_config, "min_video_tokens", 4)),
       negative_rate=float(_get(data_config, "negative_rate", 0.5)),
       mlm_on_negatives=bool(_get(data_config, "mlm_on_negatives", False)),
+      salient_mask_rate=salient_rate,
+      function_word_ids=(function_word_ids(_get(data_config, "vocab_path"))
+                         if salient_rate > 0 else ()),
       first_word_id=first_word_id or tokens.MASK_ID + 1)
 
 

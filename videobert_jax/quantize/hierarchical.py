@@ -2,11 +2,11 @@
 
 The fit runs on a uniform sample of the features (reservoir-sampled in one pass
 when they are streamed). Level 1 is one flat, data-parallel ``fit_kmeans``. Each
-deeper level fits all of its nodes together: nodes are grouped into buckets of
-similar size, each bucket is padded to ``[nodes, points, D]`` (powers of two, at
-most two shapes per level, so little compiles) and fit by one jitted, vmapped
-k-means++ + Lloyd's loop with the node axis sharded over the device mesh:
-node-parallel, no communication, and the same result on any number of devices.
+deeper level fits all of its nodes in one jitted k-means++ + Lloyd's program
+(``level_fit``): points sorted by node into tiles of one node each, whole nodes
+split over chunks sharded over the device mesh; node-parallel, no
+communication, and bitwise the same result on any number of devices. The sample
+goes to the devices once; each level's layout is a gather there.
 
 Exactly k**d leaves, always. A node gets fewer than k non-empty children only
 when its points have fewer than k distinct values (empty clusters are first
@@ -30,15 +30,14 @@ global arrays over all devices.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from typing import Sequence
 
 import numpy as np
 
-from videobert_jax.quantize import kmeans
-from videobert_jax.quantize.codebook import Codebook, descend_one_level
+from videobert_jax.quantize import feed, kmeans
+from videobert_jax.quantize.codebook import Codebook
 
 DEFAULT_SAMPLE_SIZE = 500_000  # rows the tree is fit on (2 GB at D=1024)
 MIN_BUCKET_POINTS = 64  # smallest padded node size
@@ -75,7 +74,10 @@ def fit_hierarchical(features, levels: int, clusters: int, seed: int = 0,
   t0 = time.perf_counter()
   sample = _sample(features, sample_size, seed)
   n, dim = sample.shape
-  spread = float(np.sqrt(np.mean(np.sum((sample - sample.mean(0)) ** 2, axis=1))))
+  mean = sample.mean(0, dtype=np.float64)
+  # RMS distance to the mean, without an [n, D] temporary.
+  spread = float(np.sqrt(max(np.einsum("ij,ij->", sample, sample, dtype=np.float64) / n
+                             - mean @ mean, 0.0)))
   eps = PERTURB_SCALE * (spread if spread > 0 else 1.0)
   stats = {} if stats is None else stats
   stats.update(sample_rows=n, level_seconds=[], filled_children=0, empty_nodes=0)
@@ -88,20 +90,23 @@ def fit_hierarchical(features, levels: int, clusters: int, seed: int = 0,
   root = kmeans.fit_kmeans(share, k, seed=seed, max_iter=max_iter, tol=tol,
                            batch_size=batch_size, devices=devices)
   centroids = _fill_children(root.centroids[None], root.counts[None],
-                             sample.mean(0, keepdims=True), seed, 0, eps, stats)[0]
+                             mean[None].astype(np.float32), seed, 0, eps, stats)[0]
   level_centroids = [centroids.astype(np.float32)]
-  nodes = _descend(sample, np.zeros(n, np.int32), level_centroids[0], k, batch_size)
+  # Root descent is the nearest of the k root centroids.
+  nodes = kmeans.assign_nearest(sample, level_centroids[0], batch_size)[0]
   stats["level_seconds"].append(time.perf_counter() - t)
 
+  if levels > 1:
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    # The whole sample on every device, once: deeper levels gather from it.
+    sample_on_devices = jax.device_put(sample, NamedSharding(mesh, P()))
   bar = kmeans._progress(levels - 1, "levels", progress)
   for level in range(1, levels):
     t = time.perf_counter()
     parents = level_centroids[-1]
-    children, counts = _fit_level(sample, nodes, parents.shape[0], k, seed, level,
-                                     max_iter, tol, mesh)
-    children = _fill_children(children, counts, parents, seed, level, eps, stats)
+    children, nodes = _fit_level(sample_on_devices, nodes, parents, k, seed, level,
+                                 max_iter, tol, mesh, eps, stats)
     level_centroids.append(children.reshape(-1, dim).astype(np.float32))
-    nodes = _descend(sample, nodes, level_centroids[-1], k, batch_size)
     stats["level_seconds"].append(time.perf_counter() - t)
     bar.update(1)
   bar.close()
@@ -140,134 +145,78 @@ def _chain(first, rest):
   yield from rest
 
 
-def _descend(sample, nodes, centroids, k: int, batch_size: int) -> np.ndarray:
-  """Node ids one level down for every sample row (nearest of its parent's children)."""
-  import jax.numpy as jnp
-  fn = _descend_function(k)
-  table = jnp.asarray(centroids)
-  size = min(max(batch_size // 4, 256), sample.shape[0])  # [B, k, D] gathers stay small
-  out = np.zeros(sample.shape[0], np.int32)
-  for start in range(0, sample.shape[0], size):
-    x = sample[start:start + size]
-    p = nodes[start:start + size]
-    valid = x.shape[0]
-    if valid < size:
-      x = np.concatenate([x, np.zeros((size - valid, x.shape[1]), np.float32)])
-      p = np.concatenate([p, np.zeros(size - valid, np.int32)])
-    out[start:start + valid] = np.asarray(fn(x, p, table))[:valid]
-  return out
+def _fit_level(sample_on_devices, nodes, parents, k: int, seed: int, level: int,
+               max_iter: int, tol: float, mesh, eps: float, stats: dict):
+  """Fits k children for every node of ``level`` at once (``level_fit``).
 
-
-@functools.lru_cache(maxsize=None)
-def _descend_function(k: int):
-  import jax
-  return jax.jit(functools.partial(descend_one_level, k=k))
-
-
-def _buckets(sizes: np.ndarray, dim: int, num_devices: int):
-  """Groups the non-empty nodes into at most two padded shapes.
-
-  Yields ``(padded_points, nodes_per_group, node_ids)``. Nodes up to the median
-  size share one point count (a power of two), larger nodes another, so a level
-  compiles at most two shapes while padding stays below ~2x for typical trees.
-  Groups hold a power-of-two multiple of ``num_devices`` nodes (the node axis is
-  sharded); the last group of a shape is padded with empty nodes.
+  Returns the filled children ``[num_nodes, k, D]`` and every row's node one
+  level down (tree descent with those children).
   """
-  ids = np.flatnonzero(sizes > 0)
-  if ids.size == 0:
-    return
-  pow2 = lambda v: 2 ** int(math.ceil(math.log2(max(int(v), 1))))
-  small = max(MIN_BUCKET_POINTS, pow2(np.median(sizes[ids])))
-  large = max(MIN_BUCKET_POINTS, pow2(sizes[ids].max()))
-  for points, members in ((small, ids[sizes[ids] <= small]),
-                          (large, ids[sizes[ids] > small])):
-    if members.size == 0:
-      continue
-    fit_memory = max(1, MAX_BUCKET_BYTES // (points * dim * 4))
-    group = min(pow2(members.size), 2 ** int(math.floor(math.log2(fit_memory))))
-    group = max(group, num_devices)
-    group = -(-group // num_devices) * num_devices
-    for start in range(0, members.size, group):
-      yield points, group, members[start:start + group]
-
-
-def _fit_level(sample, nodes, num_nodes: int, k: int, seed: int, level: int,
-               max_iter: int, tol: float, mesh):
-  """Fits k children for every node; returns centroids [nodes, k, D] and counts [nodes, k]."""
   import jax
   from jax.sharding import NamedSharding, PartitionSpec as P
-  dim = sample.shape[1]
-  order = np.argsort(nodes, kind="stable")
-  sizes = np.bincount(nodes, minlength=num_nodes)
-  offsets = np.concatenate([[0], np.cumsum(sizes)])
-  centroids = np.zeros((num_nodes, k, dim), np.float32)
-  counts = np.zeros((num_nodes, k), np.int64)
-  base = jax.random.fold_in(jax.random.key(seed), level)
-  # Node-parallel: each node's fit runs whole on one device, so the result does
-  # not depend on the number of devices, and no communication is needed.
-  x_sharding = NamedSharding(mesh, P(kmeans.DATA_AXIS, None, None))
-  w_sharding = NamedSharding(mesh, P(kmeans.DATA_AXIS, None))
-  fit = _fit_nodes_function(k, max_iter, float(tol), kmeans.default_sums_method())
-  for points, group, ids in _buckets(sizes, dim, mesh.devices.size):
-    x = np.zeros((group, points, dim), np.float32)
-    w = np.zeros((group, points), np.float32)
-    for slot, node in enumerate(ids):
-      rows = order[offsets[node]:offsets[node + 1]]
-      x[slot, :rows.size] = sample[rows]
-      w[slot, :rows.size] = 1.0
-    node_ids = np.zeros(group, np.int32)
-    node_ids[:ids.size] = ids
-    keys = jax.device_put(jax.vmap(lambda i: jax.random.fold_in(base, i))(node_ids),
-                          NamedSharding(mesh, P(kmeans.DATA_AXIS)))
-    c, n = fit(jax.device_put(x, x_sharding), jax.device_put(w, w_sharding), keys)
-    centroids[ids] = np.asarray(c)[:ids.size]
-    counts[ids] = np.rint(np.asarray(n)[:ids.size])
-  return centroids, counts
+  from videobert_jax.quantize import level_fit
+  dim = sample_on_devices.shape[1]
+  num_nodes = parents.shape[0]
+  num_chunks = math.lcm(feed.SUM_CHUNKS, mesh.devices.size)
+  clock = _Clock()
+  layout = level_fit.pack_level(nodes, num_nodes, num_chunks)
+  x, w = level_fit.gather_rows(sample_on_devices, layout, mesh)
+  jax.block_until_ready(x)
+  clock.lap("pack")
+  shard = lambda a: jax.device_put(a, NamedSharding(
+      mesh, P(kmeans.DATA_AXIS, *([None] * (a.ndim - 1)))))
+  # One seed per global node: a node's k-means++ draws do not depend on its chunk.
+  seeds = np.random.default_rng([seed, level]).integers(0, 2**32, num_nodes, np.uint32)
+  node_seeds = np.where(layout.node_global >= 0, seeds[layout.node_global], 0).astype(
+      np.uint32)
+  fit, labels_of = level_fit.level_functions(k, max_iter, float(tol))
+  tile_node, tile_rank = shard(layout.tile_node), shard(layout.tile_rank)
+  centres, counts, iterations = fit(x, w, tile_node, tile_rank, shard(node_seeds))
+  centres, counts = _to_host(centres), _to_host(counts)
+  clock.lap("fit")
+  stats.setdefault("level_iterations", []).append(int(iterations))
+  stats.setdefault("level_tiles", []).append(list(layout.shape))
+  real = layout.node_global >= 0
+  children = np.zeros((num_nodes, k, dim), np.float32)
+  child_counts = np.zeros((num_nodes, k), np.int64)
+  children[layout.node_global[real]] = centres[real]
+  child_counts[layout.node_global[real]] = np.rint(counts[real])
+  children = _fill_children(children, child_counts, parents, seed, level, eps, stats)
+  # Descend with the final (filled) children: the tree's own assignment rule.
+  table = np.zeros(layout.node_global.shape + (k, dim), np.float32)
+  table[real] = children[layout.node_global[real]]
+  labels = _to_host(labels_of(x, w, tile_node, shard(table))).reshape(-1)
+  first_child = np.take_along_axis(layout.node_global, layout.tile_node, axis=1) * k
+  rows = layout.row_index.reshape(-1)
+  valid = rows >= 0
+  new_nodes = np.zeros_like(nodes)
+  new_nodes[rows[valid]] = (np.repeat(first_child.reshape(-1), layout.tile)[valid]
+                            + labels[valid]).astype(nodes.dtype)
+  clock.lap("descend")
+  stats.setdefault("level_phase_seconds", []).append(clock.laps)
+  return children, new_nodes
 
 
-@functools.lru_cache(maxsize=None)
-def _fit_nodes_function(k: int, max_iter: int, tol: float, sums_method: str):
-  """jitted k-means++ and Lloyd's loop over a padded group of nodes ``[G, P, D]``.
-
-  One while loop for the whole group (nodes that have converged stop changing);
-  written batched rather than as a vmapped while loop, which compiles ~4x slower.
-  """
+def _to_host(array) -> np.ndarray:
+  """A sharded device array as one host array (gathered from every host if several)."""
   import jax
-  import jax.numpy as jnp
-  seed_nodes = jax.vmap(lambda x, w, key: kmeans.kmeans_plus_plus(x, w, k, key))
-  node_stats = jax.vmap(lambda x, w, c: kmeans.batch_stats(x, w, c, sums_method))
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+  return np.asarray(array)
 
-  def lloyd_update(x, c, sums, counts, dist):
-    new = jnp.where((counts > 0)[:, None], sums / jnp.maximum(counts, 1.0)[:, None], c)
-    # Empty clusters take the farthest points (those with a non-zero distance).
-    empty = counts == 0
-    far_d, far_i = jax.lax.top_k(dist, k)
-    rank = jnp.clip(jnp.cumsum(empty) - 1, 0, k - 1)
-    take = empty & (far_d[rank] > 0)
-    return jnp.where(take[:, None], x[far_i[rank]], new), jnp.any(take)
 
-  def active(state):
-    _, _, prev, inertia, reseeded = state
-    return (prev - inertia > tol * jnp.maximum(inertia, 1e-30)) | reseeded
+class _Clock:
+  """Wall time of consecutive phases, for ``stats``."""
 
-  def fit(x, w, keys):
-    def body(state):
-      c, it, prev, inertia, reseeded = state
-      sums, counts, new_inertia, _, dist = node_stats(x, w, c)
-      new, took = jax.vmap(lloyd_update)(x, c, sums, counts, dist)
-      on = active(state)
-      return (jnp.where(on[:, None, None], new, c), it + 1,
-              jnp.where(on, inertia, prev), jnp.where(on, new_inertia, inertia),
-              jnp.where(on, took, reseeded))
+  def __init__(self):
+    self.laps = {}
+    self._t = time.perf_counter()
 
-    g = x.shape[0]
-    state = (seed_nodes(x, w, keys), jnp.int32(0), jnp.full(g, jnp.inf, jnp.float32),
-             jnp.full(g, jnp.finfo(jnp.float32).max, jnp.float32), jnp.ones(g, bool))
-    c = jax.lax.while_loop(lambda s: (s[1] < max_iter) & jnp.any(active(s)), body,
-                           state)[0]
-    return c, node_stats(x, w, c)[1]
-
-  return jax.jit(fit)
+  def lap(self, name: str):
+    now = time.perf_counter()
+    self.laps[name] = round(now - self._t, 3)
+    self._t = now
 
 
 def _fill_children(children: np.ndarray, counts: np.ndarray, parents: np.ndarray,

@@ -1,11 +1,11 @@
 """Flat Lloyd's k-means in JAX: k-means++ init, jitted matmul distances, data-parallel.
 
-The inner loop is one jitted function per batch of points. Distances use the
-matmul expansion ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2``; the ``||x||^2`` term
-does not change the argmin and is only added back for the inertia. Cluster sums
-are a ``segment_sum`` on CPU (measured 2x faster than ``one_hot(a).T @ x`` at
-k=12 and k=256 with D=1024 on XLA:CPU) and the one-hot matmul on accelerators,
-where scatters are slow and matmuls are cheap.
+The inner loop is one jitted pass over batches of points. The nearest centroid
+is the argmax of ``x.c - ||c||^2 / 2`` (one matmul per batch); ``||x||^2``
+(computed once for device-resident data) only enters the inertia. Cluster sums
+are one ``segment_sum`` with k segments per chunk of rows on CPU and one-hot
+matmuls on accelerators, where scatters are slow and matmuls are cheap (see
+``local_chunk_stats``).
 
 Scale:
 
@@ -14,18 +14,18 @@ Scale:
   devices once; larger arrays and callables that return an iterator of batches
   are streamed from the host on every pass, so the data never has to fit in
   device memory.
-* Each batch is sharded over a 1-D ``Mesh`` of all devices (axis ``data``) with
-  ``NamedSharding``; the centroids are replicated. Per-device partial sums and
-  counts are combined by the all-reduce that jit's sharding propagation inserts
-  for the reduction over the batch axis (no pmap, no Python loop over devices).
+* Each batch is sharded over a 1-D ``Mesh`` of all devices (axis ``data``); the
+  centroids are replicated. Each device computes its rows' per-chunk sums,
+  counts and inertia in ``shard_map``; the per-chunk results are gathered and
+  added in chunk order (the collective; no pmap, no Python loop over devices).
 * Multi-host (after ``jax.distributed.initialize()``): the mesh spans every
   device of every host; each host feeds its own rows through
   ``jax.make_array_from_process_local_data`` and the collective spans all hosts.
   Hosts agree on the number of batches per pass (the shorter ones are padded
   with fully masked batches), so hosts may hold different amounts of data.
 * The result does not depend on the number of devices (bitwise, for 1, 2 and 4
-  devices; see ``batch_stats``); k-means++ runs unsharded on one device for the
-  same reason. A different batch size changes float rounding slightly.
+  devices; see ``_lloyd_functions``); k-means++ runs unsharded on one device for
+  the same reason. A different batch size changes float rounding slightly.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ import numpy as np
 from videobert_jax.quantize.feed import (  # noqa: F401 (re-exported names)
     DATA_AXIS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_RESIDENT_BYTES, DataFeed, rebatch,
     reservoir_sample)
+
+
+INIT_ROWS_PER_CLUSTER = 120  # k-means++ sample rows per cluster (see fit_kmeans)
+MIN_INIT_ROWS = 10000
 
 
 @dataclasses.dataclass
@@ -112,11 +116,13 @@ def kmeans_plus_plus(x, weights, k: int, key, num_trials: int | None = None):
     cand = jnp.clip(jnp.searchsorted(cum, targets, side="right"), 0, m - 1)
     cand = jnp.where(total > 0, cand, first_valid)
     cand_x = x[cand]
-    dist = jnp.maximum(x_sq[None, :] - 2.0 * jnp.dot(cand_x, x.T, precision=hi)
-                       + x_sq[cand][:, None], 0.0)
-    trial_closest = jnp.minimum(closest[None, :], weights[None, :] * dist)
-    best = jnp.argmin(jnp.sum(trial_closest, axis=1))
-    return centers.at[i].set(cand_x[best]), trial_closest[best], key
+    # [m, trials] with the sample as the matmul's left operand: measured 1.5x
+    # faster on XLA:CPU than [trials, m] (the step reads the whole sample).
+    dist = jnp.maximum(x_sq[:, None] - 2.0 * jnp.dot(x, cand_x.T, precision=hi)
+                       + x_sq[cand][None, :], 0.0)
+    trial_closest = jnp.minimum(closest[:, None], weights[:, None] * dist)
+    best = jnp.argmin(jnp.sum(trial_closest, axis=0))
+    return centers.at[i].set(cand_x[best]), trial_closest[:, best], key
 
   centers, _, _ = jax.lax.fori_loop(1, k, step, (centers, closest, key))
   return centers
@@ -180,8 +186,11 @@ def fit_kmeans(data, k: int, *, seed: int = 0, max_iter: int = 100, tol: float =
     tol: stop when the relative inertia decrease between two iterations is at
       most ``tol``.
     batch_size: rows per jitted step (rounded up to a multiple of the devices).
-    init_sample_size: rows k-means++ runs on (default ``max(40 k, 10000)``;
-      the whole data when smaller), drawn uniformly at random.
+    init_sample_size: rows k-means++ runs on (default ``max(120 k, 10000)``;
+      the whole data when smaller), drawn uniformly at random. Measured at
+      k=256 on 50,000 clustered points: final inertia above scikit-learn's
+      (k-means++ on every point) by 2.2-2.7% from 40k rows, 1.2% from 80k,
+      0.4-0.6% from 120k.
     num_init_trials: k-means++ candidates per step (default ``2 + ln k``).
     devices: devices of the data mesh (default all).
     init: optional ``[k, D]`` starting centroids instead of k-means++.
@@ -223,7 +232,7 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
 
   t0 = time.perf_counter()
   if init is None:
-    sample_size = init_sample_size or max(40 * k, 10000)
+    sample_size = init_sample_size or max(INIT_ROWS_PER_CLUSTER * k, MIN_INIT_ROWS)
     sample = feed.sample(-(-sample_size // jax.process_count()), seed)
     if jax.process_count() > 1:  # every host seeds from the same global sample
       from jax.experimental import multihost_utils
@@ -237,7 +246,7 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
   jax.block_until_ready(centroids)
   init_seconds = time.perf_counter() - t0
 
-  step_fn, resident_fn = _lloyd_functions(sums_method, feed.num_chunks)
+  step_fn, finish_fn, resident_fn = _lloyd_functions(mesh, sums_method, feed.num_chunks)
   # Resident data goes to the devices once, before the first pass: a copy of the
   # whole array, timed apart so iteration times measure Lloyd's passes alone.
   t0 = time.perf_counter()
@@ -247,13 +256,11 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
 
   def one_pass(c):
     if feed.resident:
-      xs, masks = feed.stacked()
-      return resident_fn(xs, masks, c)
-    acc = jax.device_put((jnp.zeros_like(c), jnp.zeros(k, c.dtype), jnp.zeros((), c.dtype)),
-                         replicated)
+      return resident_fn(*feed.stacked(), c)
+    acc = _zero_accumulators(mesh, feed.num_chunks, k, feed.dim)
     for x, mask in feed.batches():
       acc = step_fn(acc, x, mask, c)
-    return acc
+    return finish_fn(acc)
 
   iteration_seconds = []
   prev_inertia = math.inf
@@ -291,23 +298,107 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
                       reseeded=reseeded, staging_seconds=staging_seconds)
 
 
-@functools.lru_cache(maxsize=None)
-def _lloyd_functions(sums_method: str, num_chunks: int):
-  """The jitted per-batch step and whole-pass scan (cached: compiled once per shape)."""
+def local_chunk_stats(x, x_sq, mask, centroids, num_chunks: int, sums_method: str = "segment"):
+  """Per-chunk Lloyd statistics of one device's rows of a batch.
+
+  ``x`` [b, D] is split into ``num_chunks`` runs of consecutive rows; returns
+  sums [num_chunks, k, D], counts [num_chunks, k] and inertia [num_chunks].
+  The nearest centroid is the argmax of ``x.c - |c|^2 / 2`` (one matmul; the
+  constant ``|x|^2``, precomputed once for resident data, only enters the
+  distance). Each chunk's sums are their own ``segment_sum`` with k segments:
+  an output that stays in cache, measured 3x faster at k=256 on XLA:CPU than
+  one scatter into ``num_chunks * k`` segments.
+  """
   import jax
   import jax.numpy as jnp
+  k = centroids.shape[0]
+  hi = jax.lax.Precision.HIGHEST
+  half_c_sq = 0.5 * jnp.sum(centroids * centroids, axis=1)
+  scores = jnp.dot(x, centroids.T, precision=hi) - half_c_sq[None, :]
+  labels = jnp.argmax(scores, axis=1)
+  dist = jnp.maximum(x_sq - 2.0 * jnp.max(scores, axis=1), 0.0) * mask
+  rows = x.shape[0] // num_chunks
+  sums, counts, inertia = [], [], []
+  for i in range(num_chunks):
+    part = slice(i * rows, (i + 1) * rows)
+    if sums_method == "onehot":
+      onehot = jax.nn.one_hot(labels[part], k, dtype=x.dtype) * mask[part, None]
+      sums.append(jnp.dot(onehot.T, x[part], precision=hi))
+      counts.append(jnp.sum(onehot, axis=0))
+    else:
+      # Padding rows get segment k, which segment_sum drops: no masked copy of x.
+      segments = jnp.where(mask[part] > 0, labels[part], k)
+      sums.append(jax.ops.segment_sum(x[part], segments, num_segments=k))
+      counts.append(jax.ops.segment_sum(mask[part], segments, num_segments=k))
+    inertia.append(jnp.sum(dist[part]))
+  return jnp.stack(sums), jnp.stack(counts), jnp.stack(inertia)
+
+
+def _sum_chunks(parts):
+  """Adds per-chunk partial results in chunk order (a fixed order on any mesh)."""
+  total = parts[0]
+  for i in range(1, parts.shape[0]):
+    total = total + parts[i]
+  return total
+
+
+@functools.lru_cache(maxsize=None)
+def _lloyd_functions(mesh, sums_method: str, num_chunks: int):
+  """The jitted streaming step, its finisher and the resident whole pass (cached).
+
+  Every device computes the statistics of its own rows in ``shard_map`` and
+  keeps one accumulator per chunk (``num_chunks / devices`` chunks each) over
+  all batches of a pass; the ``[num_chunks, ...]`` accumulators are then
+  gathered and added in chunk order. Each float is therefore added in the same
+  order on 1, 2 or 4 devices: the fit is bitwise the same.
+  """
+  import jax
+  import jax.numpy as jnp
+  from jax.sharding import PartitionSpec as P
+  local_chunks = num_chunks // mesh.devices.size
+  stats = functools.partial(local_chunk_stats, num_chunks=local_chunks,
+                            sums_method=sums_method)
+  row = P(DATA_AXIS)
+
+  def local_step(acc, x, x_sq, mask, c):
+    return tuple(a + b for a, b in zip(acc, stats(x, x_sq, mask, c)))
+
+  def finish(acc):
+    return tuple(_sum_chunks(a) for a in acc)
 
   def step(acc, x, mask, c):
-    sums, counts, inertia, _, _ = batch_stats(x, mask, c, sums_method, num_chunks)
-    return acc[0] + sums, acc[1] + counts, acc[2] + inertia
+    fn = jax.shard_map(lambda a, xb, mb, cb: local_step(a, xb, jnp.sum(xb * xb, axis=1),
+                                                        mb, cb),
+                       mesh=mesh, in_specs=(row, row, row, P()), out_specs=row)
+    return fn(acc, x, mask, c)
 
-  def resident_pass(xs, masks, c):
-    zero = (jnp.zeros_like(c), jnp.zeros(c.shape[0], c.dtype), jnp.zeros((), c.dtype))
-    acc, _ = jax.lax.scan(lambda a, xm: (step(a, xm[0], xm[1], c), None), zero,
-                          (xs, masks))
+  def resident_local(xs, masks, x_sq, c):
+    k, dim = c.shape
+    zero = (jnp.zeros((local_chunks, k, dim), c.dtype), jnp.zeros((local_chunks, k), c.dtype),
+            jnp.zeros((local_chunks,), c.dtype))
+    zero = jax.lax.pcast(zero, (DATA_AXIS,), to="varying")  # per-device carries
+    acc, _ = jax.lax.scan(lambda a, b: (local_step(a, b[0], b[2], b[1], c), None), zero,
+                          (xs, masks, x_sq))
     return acc
 
-  return jax.jit(step, donate_argnums=0), jax.jit(resident_pass)
+  def resident_pass(xs, masks, x_sq, c):
+    batch = P(None, DATA_AXIS)
+    acc = jax.shard_map(resident_local, mesh=mesh, in_specs=(batch, batch, batch, P()),
+                        out_specs=row)(xs, masks, x_sq, c)
+    return finish(acc)
+
+  return jax.jit(step, donate_argnums=0), jax.jit(finish), jax.jit(resident_pass)
+
+
+def _zero_accumulators(mesh, num_chunks: int, k: int, dim: int):
+  """Per-chunk accumulators of a streamed pass, sharded by chunk over the mesh."""
+  import jax
+  import jax.numpy as jnp
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  sharding = NamedSharding(mesh, P(DATA_AXIS))
+  return jax.device_put((jnp.zeros((num_chunks, k, dim), jnp.float32),
+                         jnp.zeros((num_chunks, k), jnp.float32),
+                         jnp.zeros((num_chunks,), jnp.float32)), sharding)
 
 
 @functools.lru_cache(maxsize=None)
