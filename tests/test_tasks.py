@@ -3,6 +3,7 @@
 import importlib.util
 import os
 
+import ml_collections
 import numpy as np
 import pytest
 import seqio
@@ -176,3 +177,20 @@ def test_function_words_are_stop_words_and_punctuation():
   index = {w: i for i, w in enumerate(words)}
   assert {index["the"], index["now"], index["."], index["'"]} <= function
   assert not {index["onion"], index["chop"], index["##s"]} & function
+
+
+def test_sequence_spec_takes_config_fields_and_defaults_for_absent_ones():
+  layout = tokens.TokenLayout(text_vocab_size=415, num_visual_words=9)
+  config = load_config()
+  config.data.min_video_tokens = 2
+  config.data.video_text_mask_rate = 0.4
+  config.data.mlm_on_negatives = True
+  spec = tasks.sequence_spec(config.data, layout, first_word_id=104)
+  assert (spec.min_video_tokens, spec.video_text_mask_rate, spec.mlm_on_negatives) == (
+      2, 0.4, True)
+  assert spec.function_word_ids == ()  # salient masking off: no vocabulary read
+  bare = {k: config.data[k] for k in ("max_seq_len", "max_text_tokens",
+                                      "max_video_tokens", "max_predictions", "mask_rate")}
+  default = tasks.sequence_spec(ml_collections.ConfigDict(bare), layout, first_word_id=104)
+  assert (default.negative_rate, default.max_subsample, default.video_text_mask_rate) == (
+      preprocessors.SequenceSpec.negative_rate, 5, None)

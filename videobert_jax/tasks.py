@@ -77,10 +77,25 @@ def function_word_ids(vocab_path: str | None = None) -> tuple[int, ...]:
   return tuple(keep)
 
 
+# config.data fields passed to SequenceSpec when set; absent or None keeps the
+# SequenceSpec default (a hand-made data config need not list them).
+_OPTIONAL_SPEC_FIELDS = {
+    "video_text_mask_rate": float, "salient_mask_rate": float, "concat_rate": float,
+    "max_subsample": int, "min_video_tokens": int, "negative_rate": float,
+    "mlm_on_negatives": bool,
+}
+
+
 def sequence_spec(data_config: Any, layout: tokens.TokenLayout,
                   first_word_id: int | None = None) -> preprocessors.SequenceSpec:
   """The preprocessors' lengths and rates from ``config.data``."""
-  salient_rate = float(_get(data_config, "salient_mask_rate", 0.0))
+  optional = {}
+  for key, kind in _OPTIONAL_SPEC_FIELDS.items():
+    value = _get(data_config, key)
+    if value is not None:
+      optional[key] = kind(value)
+  if optional.get("salient_mask_rate", 0.0) > 0:
+    optional["function_word_ids"] = function_word_ids(_get(data_config, "vocab_path"))
   return preprocessors.SequenceSpec(
       layout=layout,
       max_seq_len=int(data_config.max_seq_len),
@@ -88,16 +103,8 @@ def sequence_spec(data_config: Any, layout: tokens.TokenLayout,
       max_video_tokens=int(data_config.max_video_tokens),
       max_predictions=int(data_config.max_predictions),
       mask_rate=float(data_config.mask_rate),
-      video_text_mask_rate=_get(data_config, "video_text_mask_rate"),
-      concat_rate=float(_get(data_config, "concat_rate", 0.5)),
-      max_subsample=int(_get(data_config, "max_subsample", 5)),
-      min_video_tokens=int(_get(data_config, "min_video_tokens", 4)),
-      negative_rate=float(_get(data_config, "negative_rate", 0.5)),
-      mlm_on_negatives=bool(_get(data_config, "mlm_on_negatives", False)),
-      salient_mask_rate=salient_rate,
-      function_word_ids=(function_word_ids(_get(data_config, "vocab_path"))
-                         if salient_rate > 0 else ()),
-      first_word_id=first_word_id or tokens.MASK_ID + 1)
+      first_word_id=first_word_id or tokens.MASK_ID + 1,
+      **optional)
 
 
 def output_features(layout: tokens.TokenLayout) -> dict[str, seqio.Feature]:

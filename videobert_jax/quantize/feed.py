@@ -17,7 +17,7 @@ import numpy as np
 DEFAULT_BATCH_SIZE = 1024  # rows per jitted step: x stays in cache from the matmul to the sums
 DEFAULT_MAX_RESIDENT_BYTES = 4 << 30  # arrays up to this size are put on device once
 DATA_AXIS = "data"
-SUM_CHUNKS = 4  # partial sums per batch (see kmeans.batch_stats): 1, 2, 4 devices agree
+SUM_CHUNKS = 4  # partial sums per batch (see kmeans._lloyd_functions): 1, 2, 4 devices agree
 ROW_MULTIPLE = 64  # rows per device per batch are a multiple of this
 
 
