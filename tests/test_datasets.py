@@ -173,10 +173,25 @@ def test_video_text_pairs_keep_the_sentence_span_and_neighbour(built):
     first, last = segments.clip_range(sents[index].start, sents[index].end,
                                       record.clip_seconds, len(words))
     np.testing.assert_array_equal(ex["visual_words"], words[first:last])
+    assert len(ex["action_groups"]) == len(ex["text_ids"])
     if i + 1 < len(order):
       np.testing.assert_array_equal(ex["next_text_ids"], examples[order[i + 1]]["text_ids"])
+      np.testing.assert_array_equal(ex["next_action_groups"],
+                                    examples[order[i + 1]]["action_groups"])
     else:
       assert len(ex["next_text_ids"]) == 0
+
+
+def test_video_text_examples_mark_verb_object_pairs(built):
+  from videobert_jax.text import wordpiece
+  marked = 0
+  for ex in read_all(built["plain"]["videobert_video_text"]):
+    pieces = wordpiece.tokens_of(ex["text_ids"])
+    for group in set(ex["action_groups"].tolist()) - {0}:
+      words = [p for p, g in zip(pieces, ex["action_groups"]) if g == group]
+      assert len(words) >= 2, (ex["text"], words)  # a verb and its object
+      marked += 1
+  assert marked > 0
 
 
 def test_validation_videos_are_the_same_in_every_builder(built):

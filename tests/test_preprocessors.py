@@ -105,20 +105,49 @@ def _masked(spec, examples, seed=3):
   return list(ds.as_numpy_iterator())
 
 
-def test_salient_masking_hides_every_content_word_and_nothing_else():
-  function = (200, 201)  # stand-ins for "the", "now"
+def test_action_masking_hides_every_verb_object_pair_and_nothing_else():
   spec = make_spec(max_seq_len=32, max_text_tokens=12, max_video_tokens=8,
-                   max_predictions=6, salient_mask_rate=0.5, function_word_ids=function)
-  text = [201, 300, 200, 301, 200]  # "now cut the onion the"
-  out = _masked(spec, [pair(f"v{i}", text, [1, 2, 3]) for i in range(200)])
-  salient = 0
+                   max_predictions=6, action_mask_rate=0.5)
+  # "now chop the onion then boil the rice": pairs (chop, onion) and (boil, rice)
+  text = [201, 300, 200, 301, 202, 302, 200, 303]
+  groups = [0, 1, 0, 1, 0, 2, 0, 2]
+  examples = [{**pair(f"v{i}", text, [1, 2, 3]), "action_groups": groups,
+               "next_action_groups": []} for i in range(300)]
+  out = _masked(spec, examples)
+  pairs = 0
   for ex in out:
-    if sorted(ex["masked_ids"]) == [300, 301] and list(ex["masked_positions"]) == [2, 4]:
-      salient += 1
-  # Random 15% masking of 8 candidates picks 1 position, so two are salient only.
-  assert salient / len(out) == pytest.approx(0.5, abs=0.1)
+    assert "action_groups" not in ex  # consumed by masking, never a model input
+    if list(ex["masked_positions"]) == [2, 4, 6, 8]:
+      pairs += 1
+      assert list(ex["masked_ids"]) == [300, 301, 302, 303]
+      # always [MASK]: never left visible or swapped for another word
+      assert all(ex["input_ids"][p] == spec.layout.mask_id for p in (2, 4, 6, 8))
+  # Random 15% masking of 11 candidates picks 2 positions, never 4.
+  assert pairs / len(out) == pytest.approx(0.5, abs=0.08)
   text_spec = pp.for_objective(spec, objectives.TEXT)
-  assert text_spec.salient_mask_rate == 0.0 and text_spec.mask_rate == spec.mask_rate
+  assert text_spec.action_mask_rate == 0.0 and text_spec.mask_rate == spec.mask_rate
+
+
+def test_action_masking_falls_back_to_random_masking_without_pairs():
+  spec = make_spec(max_seq_len=32, max_text_tokens=12, max_video_tokens=8,
+                   max_predictions=6, action_mask_rate=1.0)
+  text = [201, 300, 200, 301]
+  examples = [{**pair(f"v{i}", text, [1, 2, 3]), "action_groups": [0, 0, 0, 0],
+               "next_action_groups": []} for i in range(40)]
+  counts = {len(ex["masked_positions"]) for ex in _masked(spec, examples)}
+  assert counts == {1}  # round(0.15 * 7 candidates)
+
+
+def test_concatenated_sentences_keep_distinct_action_groups():
+  spec = make_spec(concat_rate=1.0)
+  ex = {**pair("a", [300, 301], [1], [302, 303, 304], [2]),
+        "action_groups": [1, 1], "next_action_groups": [0, 1, 1]}
+  with seqio.utils.map_seed_manager(0):
+    ds = pp.concat_neighbours(pp.select_features(dataset([ex]), spec=spec), spec=spec)
+    out = next(ds.as_numpy_iterator())
+  assert list(out["text_ids"]) == [300, 301, 302, 303, 304]
+  assert list(out["action_groups"]) == [1, 1, 0, 2, 2]
+  assert "next_action_groups" not in out
 
 
 def test_masking_statistics_and_same_modality_replacement():

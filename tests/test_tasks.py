@@ -170,15 +170,6 @@ def test_dataset_built_from_other_inputs_is_an_error(pipeline_config, tmp_path):
     next(input_pipeline.pretrain_batches(config, batch_size=4))
 
 
-def test_function_words_are_stop_words_and_punctuation():
-  from videobert_jax.text import wordpiece
-  function = set(tasks.function_word_ids())
-  words = wordpiece.vocab_words(None)
-  index = {w: i for i, w in enumerate(words)}
-  assert {index["the"], index["now"], index["."], index["'"]} <= function
-  assert not {index["onion"], index["chop"], index["##s"]} & function
-
-
 def test_sequence_spec_takes_config_fields_and_defaults_for_absent_ones():
   layout = tokens.TokenLayout(text_vocab_size=415, num_visual_words=9)
   config = load_config()
@@ -188,7 +179,6 @@ def test_sequence_spec_takes_config_fields_and_defaults_for_absent_ones():
   spec = tasks.sequence_spec(config.data, layout, first_word_id=104)
   assert (spec.min_video_tokens, spec.video_text_mask_rate, spec.mlm_on_negatives) == (
       2, 0.4, True)
-  assert spec.function_word_ids == ()  # salient masking off: no vocabulary read
   bare = {k: config.data[k] for k in ("max_seq_len", "max_text_tokens",
                                       "max_video_tokens", "max_predictions", "mask_rate")}
   default = tasks.sequence_spec(ml_collections.ConfigDict(bare), layout, first_word_id=104)

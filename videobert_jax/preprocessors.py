@@ -20,10 +20,11 @@ The three tasks (``videobert_jax.tasks``) chain these steps on the TFDS examples
    model that video says nothing about speech (UNITER and LXMERT likewise apply
    masked modelling to matched pairs only).
 6. ``mask_tokens``: BERT masking of ``mask_rate`` (``video_text_mask_rate`` in
-   video-text examples; in ``salient_mask_rate`` of those, every content word of
-   the text instead) of the word/visual positions
-   (never specials), at most ``max_predictions``; of those 80% become ``[MASK]``,
-   10% a random token *of the same modality*, 10% stay.
+   video-text examples) of the word/visual positions (never specials), at most
+   ``max_predictions``; of those 80% become ``[MASK]``, 10% a random token *of the
+   same modality*, 10% stay. In ``action_mask_rate`` of the video-text examples
+   whose text has verb-object pairs (``text.actions``), the pairs are masked
+   instead, verbs and objects together, always as ``[MASK]``, and nothing else.
 
 ``VideoBertFeatureConverter`` then pads to the model batch of
 ``videobert_jax.batch``.
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import seqio
 import tensorflow as tf
 
@@ -57,13 +57,11 @@ class SequenceSpec:
   # speech's other content words more often, so the masked ones must be read off
   # the video, as in zero-shot classification where verb and noun are both masked.
   video_text_mask_rate: float | None = None
-  # Share of video-text examples whose masking is "salient": every content
-  # WordPiece of the text (not a function word or punctuation) is masked and
-  # nothing else, so a step's verb and noun are hidden together (random masking
-  # rarely does that). An experiment, off by default: on the bundled world it
-  # did not make the tiny model use the video (README, "Known limitation").
-  salient_mask_rate: float = 0.0
-  function_word_ids: tuple[int, ...] = ()  # WordPieces salient masking keeps
+  # Share of video-text examples (with verb-object pairs) that mask the pairs,
+  # verbs and objects together, instead of random positions. Random masking almost
+  # never hides both, so the model can guess each from the other and ignore the
+  # video; zero-shot classification asks for both at once.
+  action_mask_rate: float = 0.0
   concat_rate: float = 0.5  # probability of appending the next sentence/segment
   max_subsample: int = 5  # video subsampling rate drawn from 1..max_subsample
   min_video_tokens: int = 4  # subsampling keeps at least this many (if there were)
@@ -82,8 +80,8 @@ class SequenceSpec:
         raise ValueError(f"{name} must be in (0, 1), got {rate}")
     if self.max_predictions < 1:
       raise ValueError(f"max_predictions must be >= 1, got {self.max_predictions}")
-    if not 0 <= self.salient_mask_rate <= 1:
-      raise ValueError(f"salient_mask_rate must be in [0, 1], got {self.salient_mask_rate}")
+    if not 0 <= self.action_mask_rate <= 1:
+      raise ValueError(f"action_mask_rate must be in [0, 1], got {self.action_mask_rate}")
     if not tokens.MASK_ID < self.first_word_id < self.layout.text_vocab_size:
       raise ValueError(f"first_word_id {self.first_word_id} outside the WordPieces")
 
@@ -103,21 +101,33 @@ def select_features(ex, spec: SequenceSpec):
   if "visual_words" in ex:
     out["video_ids"] = tf.cast(ex["visual_words"], tf.int32) + offset
     out["next_video_ids"] = tf.cast(ex["next_visual_words"], tf.int32) + offset
+  if "action_groups" in ex:
+    out["action_groups"] = tf.cast(ex["action_groups"], tf.int32)
+    out["next_action_groups"] = tf.cast(ex["next_action_groups"], tf.int32)
   return out
 
 
 @seqio.map_over_dataset(num_seeds=1)
 def concat_neighbours(ex, seed, spec: SequenceSpec):
-  """Appends the next sentence (text and/or video, with one coin) at random."""
+  """Appends the next sentence (text and/or video, with one coin) at random.
+
+  The next sentence's action groups are renumbered after this one's, so each
+  verb-object pair keeps its own id.
+  """
   has_next = tf.constant(False)
   for key in ("text_ids", "video_ids"):
     if key in ex:
       has_next = has_next | (tf.size(ex["next_" + key]) > 0)
   join = (tf.random.stateless_uniform([], seed) < spec.concat_rate) & has_next
+  following = dict(ex)
+  if "action_groups" in ex:
+    shift = tf.reduce_max(tf.concat([ex["action_groups"], [0]], 0))
+    nxt = ex["next_action_groups"]
+    following["next_action_groups"] = tf.where(nxt > 0, nxt + shift, 0)
   out = dict(ex)
-  for key in ("text_ids", "video_ids"):
+  for key in ("text_ids", "video_ids", "action_groups"):
     if key in ex:
-      out[key] = tf.cond(join, lambda k=key: tf.concat([ex[k], ex["next_" + k]], 0),
+      out[key] = tf.cond(join, lambda k=key: tf.concat([ex[k], following["next_" + k]], 0),
                          lambda k=key: ex[k])
       del out["next_" + key]
   return out
@@ -231,6 +241,11 @@ def assemble(ex, spec: SequenceSpec, objective: int):
   for key in ("video_id", "video_source_id"):
     if key in ex:
       out[key] = ex[key]
+  if objective == objectives.VIDEO_TEXT and "action_groups" in ex:
+    # Aligned with input_ids: the text's groups after [CLS], zeros elsewhere.
+    out["action_groups"] = tf.concat(
+        [[0], ex["action_groups"][:tf.size(text)],
+         tf.zeros([tf.size(ids) - 1 - tf.size(text)], tf.int32)], 0)
   return out
 
 
@@ -257,8 +272,10 @@ def mask_tokens(ex, seed, spec: SequenceSpec):
                    tf.int32)
   count = tf.minimum(tf.minimum(tf.maximum(wanted, 1), num_candidates),
                      spec.max_predictions)
-  if spec.salient_mask_rate > 0:
-    candidates, count = _salient_choice(ids, candidates, count, seed, spec)
+  whole_pair = tf.constant(False)
+  if spec.action_mask_rate > 0 and "action_groups" in ex:
+    candidates, count, whole_pair = _action_choice(ex["action_groups"], candidates,
+                                                   count, seed, spec)
   # Random order of the candidates: non-candidates get a score above any candidate.
   scores = tf.random.stateless_uniform(tf.shape(ids), seeds[0])
   scores = tf.where(candidates, scores, 2.0)
@@ -272,40 +289,40 @@ def mask_tokens(ex, seed, spec: SequenceSpec):
       tf.shape(positions), seeds[3], lay.visual_offset, lay.num_used_ids, tf.int32)
   is_visual = (targets >= lay.visual_offset) & (targets < lay.num_used_ids)
   random_same_modality = tf.where(is_visual, random_visual, random_text)
-  replacement = tf.where(action < 0.8, tf.fill(tf.shape(targets), lay.mask_id),
+  # A masked verb-object pair is always [MASK]: left visible (or swapped) 20% of
+  # the time, it would teach copying the word instead of reading the video; on
+  # the bundled world that noise cut the video's use by more than half.
+  replacement = tf.where((action < 0.8) | whole_pair, tf.fill(tf.shape(targets), lay.mask_id),
                          tf.where(action < 0.9, random_same_modality, targets))
-  out = dict(ex)
+  out = {k: v for k, v in ex.items() if k != "action_groups"}
   out["input_ids"] = tf.tensor_scatter_nd_update(ids, positions[:, None], replacement)
   out["masked_positions"] = positions
   out["masked_ids"] = targets
   return out
 
 
-def _salient_choice(ids, candidates, count, seed, spec: SequenceSpec):
-  """With probability ``salient_mask_rate``: (content WordPieces, their number).
+def _action_choice(groups, candidates, count, seed, spec: SequenceSpec):
+  """With probability ``action_mask_rate``: the positions of every verb-object pair.
 
-  Otherwise (or when the text has no content word) ``(candidates, count)``
-  unchanged. Content WordPieces are the text's maskable ids that are not in
-  ``function_word_ids``.
+  Returns ``(candidates, count, used)``. All pairs go at once: a sentence and
+  its appended neighbour often name the same object ("chop the onion ... slice
+  the onion"), and one pair masked alone is then copied from the other. When
+  the text has no pair (or truncation cut them all), or the coin says no,
+  ``candidates`` and ``count`` come back unchanged and ``used`` is False.
   """
-  vocab = spec.layout.text_vocab_size
-  is_text = candidates & (ids < vocab)
-  # One lookup per token into a [vocab] table (a constant of the traced graph).
-  table = np.zeros(vocab, bool)
-  table[list(spec.function_word_ids)] = True
-  is_function = tf.gather(tf.constant(table), tf.minimum(ids, vocab - 1))
-  content = is_text & ~is_function
-  num_content = tf.reduce_sum(tf.cast(content, tf.int32))
-  draw = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 1))
-  salient = (draw < spec.salient_mask_rate) & (num_content > 0)
-  return (tf.where(salient, content, candidates),
-          tf.where(salient, tf.minimum(num_content, spec.max_predictions), count))
+  draw = tf.random.stateless_uniform(
+      [], tf.random.experimental.stateless_fold_in(seed, 1))
+  chosen = candidates & (groups > 0)
+  num_chosen = tf.reduce_sum(tf.cast(chosen, tf.int32))
+  use = (draw < spec.action_mask_rate) & (num_chosen > 0)
+  return (tf.where(use, chosen, candidates),
+          tf.where(use, tf.minimum(num_chosen, spec.max_predictions), count), use)
 
 
 def for_objective(spec: SequenceSpec, objective: int) -> SequenceSpec:
-  """``spec`` with the masking of ``objective``: its rate, salient masking or not."""
+  """``spec`` with the masking of ``objective``: its rate, action masking or not."""
   if objective != objectives.VIDEO_TEXT:
-    return dataclasses.replace(spec, salient_mask_rate=0.0)
+    return dataclasses.replace(spec, action_mask_rate=0.0)
   if spec.video_text_mask_rate is not None:
     return dataclasses.replace(spec, mask_rate=spec.video_text_mask_rate)
   return spec

@@ -63,24 +63,10 @@ def first_ordinary_word_id(vocab_path: str | None = None) -> int:
                    "WordPieces after [MASK]")
 
 
-def function_word_ids(vocab_path: str | None = None) -> tuple[int, ...]:
-  """Ids of the WordPieces salient masking keeps visible: English stop words
-  (scikit-learn's list) and pieces made only of punctuation."""
-  from sklearn.feature_extraction import text as sk_text  # pylint: disable=import-outside-toplevel
-  from videobert_jax.text import wordpiece  # pylint: disable=import-outside-toplevel
-  words = wordpiece.vocab_words(vocab_path)
-  keep = []
-  for i, word in enumerate(words):
-    if word in sk_text.ENGLISH_STOP_WORDS or (
-        word and all(not c.isalnum() for c in word.removeprefix("##"))):
-      keep.append(i)
-  return tuple(keep)
-
-
 # config.data fields passed to SequenceSpec when set; absent or None keeps the
 # SequenceSpec default (a hand-made data config need not list them).
 _OPTIONAL_SPEC_FIELDS = {
-    "video_text_mask_rate": float, "salient_mask_rate": float, "concat_rate": float,
+    "video_text_mask_rate": float, "action_mask_rate": float, "concat_rate": float,
     "max_subsample": int, "min_video_tokens": int, "negative_rate": float,
     "mlm_on_negatives": bool,
 }
@@ -94,8 +80,6 @@ def sequence_spec(data_config: Any, layout: tokens.TokenLayout,
     value = _get(data_config, key)
     if value is not None:
       optional[key] = kind(value)
-  if optional.get("salient_mask_rate", 0.0) > 0:
-    optional["function_word_ids"] = function_word_ids(_get(data_config, "vocab_path"))
   return preprocessors.SequenceSpec(
       layout=layout,
       max_seq_len=int(data_config.max_seq_len),

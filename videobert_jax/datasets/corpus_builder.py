@@ -33,7 +33,11 @@ from videobert_jax.datasets import builder_support
 from videobert_jax.datasets import eval_ids as eval_ids_lib
 from videobert_jax.datasets import segments
 
-DATASET_VERSION = "1.0.0"
+DATASET_VERSION = "1.1.0"
+RELEASE_NOTES = {
+    "1.0.0": "First release.",
+    "1.1.0": "videobert_video_text: action_groups (verb-object pairs of each sentence).",
+}
 DEFAULT_VALIDATION_PERCENT = 1.0
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\
@@ -84,7 +88,7 @@ class CorpusBuilder(builder_support.BuilderSupport, tfds.core.GeneratorBasedBuil
   """Base of the pretraining builders; subclasses set KIND and ``_features()``."""
 
   VERSION = tfds.core.Version(DATASET_VERSION)
-  RELEASE_NOTES = {DATASET_VERSION: "First release."}
+  RELEASE_NOTES = RELEASE_NOTES
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
   KIND = ""
 

@@ -72,7 +72,8 @@ class VideobertVideoText(corpus_builder.CorpusBuilder):
   """Video-text VideoBERT pretraining data: aligned ASR sentences and visual words.
 
   One example per English ASR sentence covering at least one clip: the sentence's
-  WordPieces, the visual words of its span, and the same for the next sentence.
+  WordPieces, the visual words of its span, its verb-object pairs marked on the
+  WordPieces (``videobert_jax.text.actions``), and the same for the next sentence.
   """
 
   name = "videobert_video_text"
@@ -89,4 +90,7 @@ class VideobertVideoText(corpus_builder.CorpusBuilder):
         "visual_words": _ids(),
         "next_text_ids": _ids(),
         "next_visual_words": _ids(),
+        # per WordPiece: i for the i-th verb-object pair of the sentence, else 0
+        "action_groups": _ids(),
+        "next_action_groups": _ids(),
     }

@@ -13,7 +13,8 @@ one place:
   chunks of ``chunk_tokens`` (16, as in the paper) clips.
 * video-text (``videobert_video_text``): one example per English ASR sentence whose
   span covers at least one clip: its WordPieces, the visual words of the same span,
-  and the next sentence's WordPieces and visual words.
+  the action group of each WordPiece (its verb-object pairs, ``text.actions``), and
+  the same for the next sentence.
 
 Visual words are stored as codebook indices ``0..K-1``; the preprocessors map them
 to token ids with ``videobert_jax.tokens.TokenLayout``.
@@ -163,8 +164,12 @@ def video_examples(record: reader.VideoRecord, sentences, words: np.ndarray,
 
 
 def video_text_examples(record: reader.VideoRecord, sentences, ids: list[list[int]],
-                        words: np.ndarray) -> list:
-  """Examples of ``videobert_video_text`` for one English video."""
+                        words: np.ndarray, groups: list[np.ndarray]) -> list:
+  """Examples of ``videobert_video_text`` for one English video.
+
+  ``groups`` holds each sentence's action group ids (``text.actions``), one per
+  WordPiece.
+  """
   segs = [s for s in sentence_segments(sentences, record.clip_seconds, len(words))
           if ids[s[0]]]
   out = []
@@ -172,8 +177,9 @@ def video_text_examples(record: reader.VideoRecord, sentences, ids: list[list[in
     if position + 1 < len(segs):
       n_index, n_first, n_last = segs[position + 1]
       next_ids, next_words = ids[n_index], words[n_first:n_last]
+      next_groups = groups[n_index]
     else:
-      next_ids, next_words = [], words[:0]
+      next_ids, next_words, next_groups = [], words[:0], []
     sentence = sentences[index]
     out.append((_key(record.video_id, index), {
         "video_id": record.video_id,
@@ -185,6 +191,8 @@ def video_text_examples(record: reader.VideoRecord, sentences, ids: list[list[in
         "visual_words": np.asarray(words[first:last], np.int32),
         "next_text_ids": np.asarray(next_ids, np.int32),
         "next_visual_words": np.asarray(next_words, np.int32),
+        "action_groups": np.asarray(groups[index], np.int32),
+        "next_action_groups": np.asarray(next_groups, np.int32),
     }))
   return out
 
@@ -205,9 +213,11 @@ def examples_for_video(record: reader.VideoRecord, spec: BuildSpec) -> list:
     words = visual_words(record, spec.codebook_path)
     if spec.kind == VIDEO:
       return video_examples(record, sentences, words, spec.chunk_tokens)
-    return video_text_examples(record, sentences,
-                               tokenize([s.text for s in sentences], spec.vocab_path),
-                               words)
+    texts = [s.text for s in sentences]
+    ids = tokenize(texts, spec.vocab_path)
+    from videobert_jax.text import actions  # pylint: disable=import-outside-toplevel
+    groups = actions.action_groups(texts, ids, spec.vocab_path)
+    return video_text_examples(record, sentences, ids, words, groups)
   except ValueError as e:  # CorpusError and transcript errors are ValueErrors
     if not spec.skip_bad:
       raise

