@@ -98,3 +98,20 @@ def test_rebatch_pads_only_the_last_batch():
   out = list(feed.rebatch(blocks, 5, 2))
   assert [valid for _, valid in out] == [5, 5, 2]
   assert out[-1][0][2:].sum() == 0
+
+
+def test_fast_argmax_and_argmin_match_jnp_including_ties():
+  import jax.numpy as jnp
+  from videobert_jax.quantize import argbest
+  rng = np.random.default_rng(0)
+  # Small integers: many rows hold their best value more than once.
+  values = jnp.asarray(rng.integers(0, 4, size=(500, 7)).astype(np.float32))
+  index, best = argbest.first_argmax(values)
+  np.testing.assert_array_equal(index, jnp.argmax(values, axis=-1))
+  np.testing.assert_array_equal(best, jnp.max(values, axis=-1))
+  index, best = argbest.first_argmin(values)
+  np.testing.assert_array_equal(index, jnp.argmin(values, axis=-1))
+  np.testing.assert_array_equal(best, jnp.min(values, axis=-1))
+  assert index.dtype == jnp.int32
+  stacked = values.reshape(50, 10, 7)  # leading axes pass through
+  np.testing.assert_array_equal(argbest.first_argmax(stacked)[0], jnp.argmax(stacked, -1))

@@ -23,6 +23,7 @@ import zipfile
 
 import numpy as np
 
+from videobert_jax.quantize import argbest
 from videobert_jax import fileio
 
 FORMAT_NAME = "videobert_jax.codebook"
@@ -113,7 +114,7 @@ def descend_one_level(x, parents, centroids, k: int):
   children = centroids[rows]  # [B, k, D]
   scores = jnp.sum(children * children, axis=2) - 2.0 * jnp.einsum(
       "bd,bkd->bk", x, children, precision=jax.lax.Precision.HIGHEST)
-  return rows[jnp.arange(x.shape[0]), jnp.argmin(scores, axis=1)].astype(jnp.int32)
+  return rows[jnp.arange(x.shape[0]), argbest.first_argmin(scores)[0]]
 
 
 @functools.lru_cache(maxsize=None)
@@ -140,7 +141,7 @@ def _exact_function():
   def nearest(x, leaves):
     scores = jnp.sum(leaves * leaves, axis=1)[None, :] - 2.0 * jnp.dot(
         x, leaves.T, precision=jax.lax.Precision.HIGHEST)
-    return jnp.argmin(scores, axis=1).astype(jnp.int32)
+    return argbest.first_argmin(scores)[0]
 
   return jax.jit(nearest)
 

@@ -5,7 +5,7 @@ is the argmax of ``x.c - ||c||^2 / 2`` (one matmul per batch); ``||x||^2``
 (computed once for device-resident data) only enters the inertia. Cluster sums
 are one ``segment_sum`` with k segments per chunk of rows on CPU and one-hot
 matmuls on accelerators, where scatters are slow and matmuls are cheap (see
-``local_chunk_stats``).
+``accumulate_chunk_stats``).
 
 Scale:
 
@@ -38,6 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
+from videobert_jax.quantize import argbest
 from videobert_jax.quantize.feed import (  # noqa: F401 (re-exported names)
     DATA_AXIS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_RESIDENT_BYTES, DataFeed, rebatch,
     reservoir_sample)
@@ -139,8 +140,8 @@ def nearest(x, x_sq, mask, centroids):
   import jax.numpy as jnp
   half_c_sq = 0.5 * jnp.sum(centroids * centroids, axis=1)
   scores = jnp.dot(x, centroids.T, precision=jax.lax.Precision.HIGHEST) - half_c_sq[None, :]
-  labels = jnp.argmax(scores, axis=1)
-  dist = jnp.maximum(x_sq - 2.0 * jnp.max(scores, axis=1), 0.0) * mask
+  labels, best = argbest.first_argmax(scores)
+  dist = jnp.maximum(x_sq - 2.0 * best, 0.0) * mask
   return labels, dist
 
 
@@ -273,36 +274,38 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
                       reseeded=reseeded, staging_seconds=staging_seconds)
 
 
-def local_chunk_stats(x, x_sq, mask, centroids, num_chunks: int, sums_method: str = "segment"):
-  """Per-chunk Lloyd statistics of one device's rows of a batch.
+def accumulate_chunk_stats(acc, x, x_sq, mask, centroids, num_chunks: int,
+                           sums_method: str = "segment"):
+  """Adds one device's batch to its per-chunk Lloyd statistics.
 
-  ``x`` [b, D] is split into ``num_chunks`` runs of consecutive rows; returns
-  sums [num_chunks, k, D], counts [num_chunks, k] and inertia [num_chunks].
-  Labels and distances come from ``nearest`` (``|x|^2`` is precomputed once for
-  resident data). Each chunk's sums are their own ``segment_sum`` with k segments:
-  an output that stays in cache, measured 3x faster at k=256 on XLA:CPU than
-  one scatter into ``num_chunks * k`` segments.
+  ``x`` [b, D] is split into ``num_chunks`` runs of consecutive rows; ``acc`` is
+  (sums [num_chunks, k, D], counts [num_chunks, k], inertia [num_chunks]) and
+  the updated triple is returned. Labels and distances come from ``nearest``
+  (``|x|^2`` is precomputed once for resident data). On CPU each row is
+  scatter-added straight into its chunk's accumulator, which the scan carries in
+  place: adding a per-batch ``segment_sum`` to it instead moved 3x the
+  accumulator's bytes per batch, measured 8% of a k = 256 pass. Per chunk the
+  rows go in row order, so 1, 2 or 4 devices add every float in the same order.
   """
   import jax
   import jax.numpy as jnp
-  k = centroids.shape[0]
-  hi = jax.lax.Precision.HIGHEST
+  sums, counts, inertia = acc
+  k, dim = centroids.shape
   labels, dist = nearest(x, x_sq, mask, centroids)
   rows = x.shape[0] // num_chunks
-  sums, counts, inertia = [], [], []
-  for i in range(num_chunks):
-    part = slice(i * rows, (i + 1) * rows)
-    if sums_method == "onehot":
-      onehot = jax.nn.one_hot(labels[part], k, dtype=x.dtype) * mask[part, None]
-      sums.append(jnp.dot(onehot.T, x[part], precision=hi))
-      counts.append(jnp.sum(onehot, axis=0))
-    else:
-      # Padding rows get segment k, which segment_sum drops: no masked copy of x.
-      segments = jnp.where(mask[part] > 0, labels[part], k)
-      sums.append(jax.ops.segment_sum(x[part], segments, num_segments=k))
-      counts.append(jax.ops.segment_sum(mask[part], segments, num_segments=k))
-    inertia.append(jnp.sum(dist[part]))
-  return jnp.stack(sums), jnp.stack(counts), jnp.stack(inertia)
+  inertia = inertia + jnp.sum(dist.reshape(num_chunks, rows), axis=1)
+  if sums_method == "onehot":
+    onehot = jax.nn.one_hot(labels, k, dtype=x.dtype) * mask[:, None]
+    onehot = onehot.reshape(num_chunks, rows, k)
+    sums = sums + jnp.einsum("crk,crd->ckd", onehot, x.reshape(num_chunks, rows, dim),
+                             precision=jax.lax.Precision.HIGHEST)
+    return sums, counts + jnp.sum(onehot, axis=1), inertia
+  # Padding rows get segment k, which the scatter drops: no masked copy of x.
+  segments = jnp.where(mask > 0, labels, k).reshape(num_chunks, rows)
+  chunk = jnp.broadcast_to(jnp.arange(num_chunks)[:, None], (num_chunks, rows))
+  sums = sums.at[chunk, segments].add(x.reshape(num_chunks, rows, dim), mode="drop")
+  counts = counts.at[chunk, segments].add(mask.reshape(num_chunks, rows), mode="drop")
+  return sums, counts, inertia
 
 
 def _sum_chunks(parts):
@@ -327,12 +330,9 @@ def _lloyd_functions(mesh, sums_method: str, num_chunks: int):
   import jax.numpy as jnp
   from jax.sharding import PartitionSpec as P
   local_chunks = num_chunks // mesh.devices.size
-  stats = functools.partial(local_chunk_stats, num_chunks=local_chunks,
-                            sums_method=sums_method)
+  local_step = functools.partial(accumulate_chunk_stats, num_chunks=local_chunks,
+                                 sums_method=sums_method)
   row = P(DATA_AXIS)
-
-  def local_step(acc, x, x_sq, mask, c):
-    return tuple(a + b for a, b in zip(acc, stats(x, x_sq, mask, c)))
 
   def finish(acc):
     return tuple(_sum_chunks(a) for a in acc)

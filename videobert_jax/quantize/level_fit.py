@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 
+from videobert_jax.quantize import argbest
 from videobert_jax.quantize.feed import DATA_AXIS
 
 TILE_SIZES = (128, 64, 32, 16, 8)  # candidate rows per tile, largest first
@@ -244,8 +245,8 @@ def _chunk_stats(x, x_sq, w, tile_node, centres):
   s, t, _ = x.shape
   m1, k, _ = centres.shape
   dist = _tile_distances(x, x_sq, centres[tile_node])  # [S, T, k]
-  labels = jnp.argmin(dist, axis=2)
-  best = jnp.min(dist, axis=2) * w
+  labels, best = argbest.first_argmin(dist)
+  best = best * w
   onehot = jax.nn.one_hot(labels, k, dtype=x.dtype) * w[:, :, None]
   tile_sums = jnp.einsum("stk,std->skd", onehot, x, precision=jax.lax.Precision.HIGHEST)
   segment = functools.partial(jax.ops.segment_sum, segment_ids=tile_node, num_segments=m1,
