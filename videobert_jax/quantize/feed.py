@@ -9,6 +9,7 @@ of batches per pass.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Iterable, Iterator
 
@@ -151,13 +152,21 @@ class DataFeed:
       self.num_batches = _agree_on_max(local_batches)
       rows = self.num_batches * b
       x = np.asarray(self.data)
-      if x.dtype != np.float32 or x.shape[0] != rows or not x.flags.c_contiguous:
-        padded = np.zeros((rows, self.dim), np.float32)
-        padded[:self.local_rows] = x
-        x = padded
+      shape = (self.num_batches, b, self.dim)
+      if (jax.process_count() == 1 and jax.default_backend() == "cpu"
+          and x.dtype == np.float32 and x.flags.c_contiguous and x.shape[0] < rows):
+        # On CPU, padding on the device costs one copy of the data: 0.75 s for
+        # 800 MB here, against 1.3 s for a padded host copy (into fresh pages)
+        # that device_put then copies again.
+        xs = _pad_and_stack(shape, self.stack_sharding)(x)
+      else:
+        if x.dtype != np.float32 or x.shape[0] != rows or not x.flags.c_contiguous:
+          padded = np.zeros((rows, self.dim), np.float32)
+          padded[:self.local_rows] = x
+          x = padded
+        xs = self._global(x.reshape(shape), self.stack_sharding, 1)
       mask = np.zeros(rows, np.float32)
       mask[:self.local_rows] = 1.0
-      xs = self._global(x.reshape(self.num_batches, b, self.dim), self.stack_sharding, 1)
       masks = self._global(mask.reshape(self.num_batches, b), self.stack_mask_sharding, 1)
       x_sq = jax.jit(lambda a: jnp.sum(a * a, axis=2),
                      out_shardings=self.stack_mask_sharding)(xs)
@@ -207,3 +216,11 @@ def reservoir_sample(blocks: Iterable[np.ndarray], size: int, seed: int,
   return reservoir[:min(seen, size)].copy()
 
 
+@functools.lru_cache(maxsize=None)
+def _pad_and_stack(shape: tuple[int, int, int], sharding):
+  """jitted: rows [n, D] -> zero-padded batches ``shape``, laid out by ``sharding``."""
+  import jax
+  import jax.numpy as jnp
+  rows = shape[0] * shape[1]
+  return jax.jit(lambda x: jnp.pad(x, ((0, rows - x.shape[0]), (0, 0))).reshape(shape),
+                 out_shardings=sharding)
