@@ -163,6 +163,9 @@ def quantisation_mse(x, codebook) -> float:
   return total / len(x)
 
 
+RUNNERS = {"ours": run_ours, "faiss": run_faiss, "sklearn": run_sklearn}
+
+
 def run_isolated(method: str, data_path: str, k: int, args) -> dict:
   """``run_<method>`` on the saved data in a fresh process; returns its result dict."""
   with tempfile.TemporaryDirectory() as tmp:
@@ -179,9 +182,8 @@ def run_isolated(method: str, data_path: str, k: int, args) -> dict:
 
 def _worker(args) -> int:
   """The child of ``run_isolated``: one fit, written to ``args.out`` .json/.npy."""
-  runners = {"ours": run_ours, "faiss": run_faiss, "sklearn": run_sklearn}
   x = np.load(args.data)
-  result = runners[args.worker](x, int(args.ks), args)
+  result = RUNNERS[args.worker](x, int(args.ks), args)
   np.save(args.out + ".npy", result.pop("centroids"))
   with open(args.out + ".json", "w", encoding="utf-8") as f:
     json.dump(result, f)
@@ -220,7 +222,6 @@ def main(argv=None) -> int:
   print(f"data {args.n} x {args.dim} float32, {results['devices']} {results['backend']} "
         f"device(s); matmul peak {peak['peak_gflops']:.1f} GFLOP/s (jax "
         f"{peak['jax_gflops']:.1f}, numpy {peak['numpy_gflops']:.1f})")
-  runners = {"ours": run_ours, "faiss": run_faiss, "sklearn": run_sklearn}
   methods = [m for m in args.methods.split(",") if m]
   header = (f"{'k':>4} {'method':<8} {'init s':>8} {'s/iter':>8} {'iters':>5} {'total s':>8} "
             f"{'inertia':>12} {'%peak':>6} {'iter x':>7} {'total x':>7} {'inertia x':>9}")
@@ -232,7 +233,7 @@ def main(argv=None) -> int:
   for k in [int(v) for v in args.ks.split(",")]:
     rows = {}
     for m in methods:
-      r = (runners[m](x, k, args) if args.in_process
+      r = (RUNNERS[m](x, k, args) if args.in_process
            else run_isolated(m, data_path, k, args))
       r["inertia"] = inertia_of(x, r.pop("centroids"))
       r["peak_share"] = 2.0 * args.n * k * args.dim / r["iter_s"] / 1e9 / peak["peak_gflops"]

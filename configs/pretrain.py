@@ -68,7 +68,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
   data.video_text_mask_rate = ml_collections.config_dict.placeholder(float)  # None: mask_rate
   # Share of video-text examples (with verb-object pairs) masking just those pairs.
   # On the bundled world (tiny, 2,000 steps) 1.0 reads actions off the video; 0.5
-  # and plain random masking learn the text prior only (README, "Zero-shot").
+  # and plain random masking learn the text prior only (README, "What make demo does").
   data.action_mask_rate = 1.0  # video-text examples masking their verb-object pairs
   data.concat_rate = 0.5  # chance of appending the next sentence (and its clips)
   data.max_subsample = 5  # keep every r-th visual word, r drawn from 1..this

@@ -23,8 +23,8 @@ import zipfile
 
 import numpy as np
 
-from videobert_jax.quantize import argbest
 from videobert_jax import fileio
+from videobert_jax.quantize import argbest
 
 FORMAT_NAME = "videobert_jax.codebook"
 FORMAT_VERSION = 1

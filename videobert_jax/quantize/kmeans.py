@@ -3,8 +3,8 @@
 The inner loop is one jitted pass over batches of points. The nearest centroid
 is the argmax of ``x.c - ||c||^2 / 2`` (one matmul per batch); ``||x||^2``
 (computed once for device-resident data) only enters the inertia. Cluster sums
-are one ``segment_sum`` with k segments per chunk of rows on CPU and one-hot
-matmuls on accelerators, where scatters are slow and matmuls are cheap (see
+are row scatter-adds into per-chunk running sums on CPU and one-hot matmuls on
+accelerators, where scatters are slow and matmuls are cheap (see
 ``accumulate_chunk_stats``).
 
 Scale:
