@@ -7,7 +7,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from videobert_jax.quantize import feed, kmeans
+from videobert_jax.quantize import bounded, feed, kmeans
 
 
 def _blobs(n=3000, dim=16, centers=8, std=1.0, seed=0):
@@ -115,3 +115,51 @@ def test_fast_argmax_and_argmin_match_jnp_including_ties():
   assert index.dtype == jnp.int32
   stacked = values.reshape(50, 10, 7)  # leading axes pass through
   np.testing.assert_array_equal(argbest.first_argmax(stacked)[0], jnp.argmax(stacked, -1))
+
+
+def test_bounds_skip_settled_rows_and_give_the_same_fit_on_any_mesh():
+  # Overlapping blobs and more clusters than centres: labels settle slowly, so
+  # later passes recompute a few rows each (the gathered path) and earlier ones
+  # all of them. Equal to computing every row, on 4 devices as on 1.
+  x, _ = _blobs(n=6000, dim=16, centers=12, std=2.0)
+  args = dict(seed=1, max_iter=60, tol=0, batch_size=1024)
+  four = kmeans.fit_kmeans(x, 20, **args)
+  one = kmeans.fit_kmeans(x, 20, devices=jax.devices()[:1], **args)
+  full = kmeans.fit_kmeans(x, 20, bounds=False, devices=jax.devices()[:1], **args)
+  assert full.distance_rows == [len(x)] * full.iterations
+  assert min(one.distance_rows) < 0.2 * len(x)
+  assert sum(one.distance_rows) < 0.6 * len(x) * one.iterations
+  assert four.iterations == one.iterations == full.iterations
+  np.testing.assert_array_equal(four.centroids, one.centroids)
+  np.testing.assert_array_equal(one.centroids, full.centroids)
+  assert one.inertia == full.inertia
+
+
+@pytest.mark.parametrize("offset", [0.0, 30.0])
+def test_distance_bounds_hold_against_float64(offset):
+  # Far from the origin |x|^2 - 2 x.c + |c|^2 cancels badly in float32: the
+  # bounds must still hold (they carry a rounding margin).
+  rng = np.random.default_rng(0)
+  x = (rng.standard_normal((512, 64)) + offset).astype(np.float32)
+  c = (x[:16] + 0.3 * rng.standard_normal((16, 64))).astype(np.float32)
+  labels, upper, lower = (np.asarray(a) for a in
+                          bounded.nearest_two(x, np.sum(x * x, axis=1), c))
+  d = np.sqrt(((x[:, None].astype(np.float64) - c[None]) ** 2).sum(-1))
+  rows = np.arange(len(x))
+  assert (upper >= d[rows, labels]).all()
+  others = d.copy()
+  others[rows, labels] = np.inf
+  assert (lower <= others.min(1)).all()
+  assert (lower > upper).mean() > 0.5  # still tight enough to keep most labels
+  np.testing.assert_array_equal(labels[:16], np.arange(16))
+
+  moved = (c + 0.05 * rng.standard_normal(c.shape)).astype(np.float32)
+  motion = bounded.centroid_motion(moved, c)
+  shift = np.linalg.norm(moved.astype(np.float64) - c, axis=1)
+  assert (np.asarray(motion.shift) >= shift).all()
+  for j in range(16):
+    assert float(motion.other_shift[j]) >= np.delete(shift, j).max()
+  gaps = np.linalg.norm(moved[:, None].astype(np.float64) - moved[None], axis=-1)
+  np.fill_diagonal(gaps, np.inf)
+  assert (np.asarray(motion.half_gap) <= 0.5 * gaps.min(1)).all()
+  assert (np.asarray(motion.half_gap) > 0).all()

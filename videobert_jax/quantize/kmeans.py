@@ -1,11 +1,11 @@
 """Flat Lloyd's k-means in JAX: k-means++ init, jitted matmul distances, data-parallel.
 
 The inner loop is one jitted pass over batches of points. The nearest centroid
-is the argmax of ``x.c - ||c||^2 / 2`` (one matmul per batch); ``||x||^2``
-(computed once for device-resident data) only enters the inertia. Cluster sums
-are row scatter-adds into per-chunk running sums on CPU and one-hot matmuls on
+is the argmax of ``x.c - ||c||^2 / 2`` (one matmul per batch). Cluster sums are
+row scatter-adds into per-chunk running sums on CPU and one-hot matmuls on
 accelerators, where scatters are slow and matmuls are cheap (see
-``accumulate_chunk_stats``).
+``chunk_stats``). Device-resident rows carry Hamerly bounds from pass to pass
+and skip the matmul while their label provably stays (``bounded.py``).
 
 Scale:
 
@@ -38,7 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
-from videobert_jax.quantize import argbest
+from videobert_jax.quantize import argbest, bounded, chunk_stats
 from videobert_jax.quantize.feed import (  # noqa: F401 (re-exported names)
     DATA_AXIS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_RESIDENT_BYTES, DataFeed, rebatch,
     reservoir_sample)
@@ -61,6 +61,7 @@ class KMeansResult:
   iteration_seconds: list  # wall time of each Lloyd iteration
   reseeded: int = 0  # empty clusters re-seeded from far points
   staging_seconds: float = 0.0  # putting device-resident data on the devices, once
+  distance_rows: list = dataclasses.field(default_factory=list)  # rows matmul'd per iteration
 
   @property
   def fit_seconds(self) -> float:
@@ -150,7 +151,8 @@ def fit_kmeans(data, k: int, *, seed: int = 0, max_iter: int = 100, tol: float =
                num_init_trials: int | None = None, devices: Sequence | None = None,
                init: np.ndarray | None = None, sums_method: str | None = None,
                max_resident_bytes: int = DEFAULT_MAX_RESIDENT_BYTES,
-               n_init: int = 1, progress: bool = False) -> KMeansResult:
+               n_init: int = 1, bounds: bool = True,
+               progress: bool = False) -> KMeansResult:
   """Fits k centroids with k-means++ seeding and Lloyd's iterations.
 
   Args:
@@ -174,6 +176,10 @@ def fit_kmeans(data, k: int, *, seed: int = 0, max_iter: int = 100, tol: float =
     max_resident_bytes: arrays up to this size are copied to the devices once.
     n_init: runs with seeds ``seed .. seed+n_init-1``; the lowest inertia wins
       (its result carries the summed times of all runs).
+    bounds: keep Hamerly bounds per row of device-resident data and skip the
+      distances of rows whose nearest centroid provably stayed the same
+      (``bounded.py``; the labels are those of a full pass). ``False``
+      recomputes every row every pass. Streamed data always recomputes.
     progress: show a tqdm bar over iterations.
 
   Empty clusters are re-seeded with the points farthest from their centroid
@@ -186,18 +192,18 @@ def fit_kmeans(data, k: int, *, seed: int = 0, max_iter: int = 100, tol: float =
   feed = DataFeed(data, mesh, batch_size, max_resident_bytes)
   if n_init > 1:
     runs = [_fit(feed, k, seed + i, max_iter, tol, init_sample_size, num_init_trials,
-                 init, sums_method, progress) for i in range(n_init)]
+                 init, sums_method, bounds, progress) for i in range(n_init)]
     best = min(runs, key=lambda r: r.inertia)
     best.init_seconds = sum(r.init_seconds for r in runs)
     best.staging_seconds = sum(r.staging_seconds for r in runs)
     best.iteration_seconds = [t for r in runs for t in r.iteration_seconds]
     return best
   return _fit(feed, k, seed, max_iter, tol, init_sample_size, num_init_trials, init,
-              sums_method, progress)
+              sums_method, bounds, progress)
 
 
 def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_trials, init,
-         sums_method, progress) -> KMeansResult:
+         sums_method, bounds, progress) -> KMeansResult:
   """One k-means++ + Lloyd run of ``fit_kmeans`` on a prepared feed."""
   import jax
   import jax.numpy as jnp
@@ -222,23 +228,36 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
   jax.block_until_ready(centroids)
   init_seconds = time.perf_counter() - t0
 
-  step_fn, finish_fn, resident_fn = _lloyd_functions(mesh, sums_method, feed.num_chunks)
+  step_fn, finish_fn = _lloyd_functions(mesh, sums_method, feed.num_chunks)
   # Resident data goes to the devices once, before the first pass: a copy of the
   # whole array, timed apart so iteration times measure Lloyd's passes alone.
   t0 = time.perf_counter()
   if feed.resident:
     jax.block_until_ready(feed.stacked())
   staging_seconds = time.perf_counter() - t0
+  # Resident rows carry Hamerly bounds from pass to pass (see bounded.py); with
+  # bounds off they are reset every pass, so every row is recomputed.
+  carried = {"state": None, "previous": None}
 
   def one_pass(c):
+    """(sums, counts, inertia) for centroids ``c`` and the rows recomputed."""
     if feed.resident:
-      return resident_fn(*feed.stacked(), c)
+      xs, masks, x_sq = feed.stacked()
+      if carried["state"] is None or not bounds:
+        carried["state"] = bounded.initial_state(masks)
+        carried["previous"] = c
+      stats, carried["state"], rows = bounded.bounded_pass_function(
+          mesh, sums_method, feed.num_chunks)(xs, masks, x_sq, carried["state"], c,
+                                              carried["previous"])
+      carried["previous"] = c
+      return stats, int(np.sum(rows))
     acc = _zero_accumulators(mesh, feed.num_chunks, k, feed.dim)
     for x, mask in feed.batches():
       acc = step_fn(acc, x, mask, c)
-    return finish_fn(acc)
+    return finish_fn(acc), None
 
   iteration_seconds = []
+  distance_rows = []
   prev_inertia = math.inf
   converged = False
   reseeded = 0
@@ -247,8 +266,9 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
   bar = _progress(max_iter, "k-means", progress)
   for _ in range(max_iter):
     t = time.perf_counter()
-    sums, counts_dev, inertia_dev = one_pass(centroids)
+    (sums, counts_dev, inertia_dev), rows = one_pass(centroids)
     counts = np.asarray(counts_dev)
+    distance_rows.append(int(counts.sum()) if rows is None else rows)
     inertia = float(inertia_dev)
     safe = jnp.maximum(counts_dev, 1.0)[:, None]
     new = jnp.where((counts_dev > 0)[:, None], sums / safe, centroids)
@@ -271,7 +291,8 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
   return KMeansResult(centroids=np.asarray(centroids), counts=counts, inertia=inertia,
                       iterations=len(iteration_seconds), converged=converged,
                       init_seconds=init_seconds, iteration_seconds=iteration_seconds,
-                      reseeded=reseeded, staging_seconds=staging_seconds)
+                      reseeded=reseeded, staging_seconds=staging_seconds,
+                      distance_rows=distance_rows)
 
 
 def accumulate_chunk_stats(acc, x, x_sq, mask, centroids, num_chunks: int,
@@ -280,45 +301,16 @@ def accumulate_chunk_stats(acc, x, x_sq, mask, centroids, num_chunks: int,
 
   ``x`` [b, D] is split into ``num_chunks`` runs of consecutive rows; ``acc`` is
   (sums [num_chunks, k, D], counts [num_chunks, k], inertia [num_chunks]) and
-  the updated triple is returned. Labels and distances come from ``nearest``
-  (``|x|^2`` is precomputed once for resident data). On CPU each row is
-  scatter-added straight into its chunk's accumulator, which the scan carries in
-  place: adding a per-batch ``segment_sum`` to it instead moved 3x the
-  accumulator's bytes per batch, measured 8% of a k = 256 pass. Per chunk the
-  rows go in row order, so 1, 2 or 4 devices add every float in the same order.
+  the updated triple is returned. Labels and distances come from ``nearest``;
+  see ``chunk_stats.add_chunk_stats`` for the order of the adds.
   """
-  import jax
-  import jax.numpy as jnp
-  sums, counts, inertia = acc
-  k, dim = centroids.shape
   labels, dist = nearest(x, x_sq, mask, centroids)
-  rows = x.shape[0] // num_chunks
-  inertia = inertia + jnp.sum(dist.reshape(num_chunks, rows), axis=1)
-  if sums_method == "onehot":
-    onehot = jax.nn.one_hot(labels, k, dtype=x.dtype) * mask[:, None]
-    onehot = onehot.reshape(num_chunks, rows, k)
-    sums = sums + jnp.einsum("crk,crd->ckd", onehot, x.reshape(num_chunks, rows, dim),
-                             precision=jax.lax.Precision.HIGHEST)
-    return sums, counts + jnp.sum(onehot, axis=1), inertia
-  # Padding rows get segment k, which the scatter drops: no masked copy of x.
-  segments = jnp.where(mask > 0, labels, k).reshape(num_chunks, rows)
-  chunk = jnp.broadcast_to(jnp.arange(num_chunks)[:, None], (num_chunks, rows))
-  sums = sums.at[chunk, segments].add(x.reshape(num_chunks, rows, dim), mode="drop")
-  counts = counts.at[chunk, segments].add(mask.reshape(num_chunks, rows), mode="drop")
-  return sums, counts, inertia
-
-
-def _sum_chunks(parts):
-  """Adds per-chunk partial results in chunk order (a fixed order on any mesh)."""
-  total = parts[0]
-  for i in range(1, parts.shape[0]):
-    total = total + parts[i]
-  return total
+  return chunk_stats.add_chunk_stats(acc, x, labels, dist, mask, num_chunks, sums_method)
 
 
 @functools.lru_cache(maxsize=None)
 def _lloyd_functions(mesh, sums_method: str, num_chunks: int):
-  """The jitted streaming step, its finisher and the resident whole pass (cached).
+  """The jitted streaming step and its finisher (cached).
 
   Every device computes the statistics of its own rows in ``shard_map`` and
   keeps one accumulator per chunk (``num_chunks / devices`` chunks each) over
@@ -329,13 +321,10 @@ def _lloyd_functions(mesh, sums_method: str, num_chunks: int):
   import jax
   import jax.numpy as jnp
   from jax.sharding import PartitionSpec as P
-  local_chunks = num_chunks // mesh.devices.size
-  local_step = functools.partial(accumulate_chunk_stats, num_chunks=local_chunks,
+  local_step = functools.partial(accumulate_chunk_stats,
+                                 num_chunks=num_chunks // mesh.devices.size,
                                  sums_method=sums_method)
   row = P(DATA_AXIS)
-
-  def finish(acc):
-    return tuple(_sum_chunks(a) for a in acc)
 
   def step(acc, x, mask, c):
     fn = jax.shard_map(lambda a, xb, mb, cb: local_step(a, xb, jnp.sum(xb * xb, axis=1),
@@ -343,22 +332,7 @@ def _lloyd_functions(mesh, sums_method: str, num_chunks: int):
                        mesh=mesh, in_specs=(row, row, row, P()), out_specs=row)
     return fn(acc, x, mask, c)
 
-  def resident_local(xs, masks, x_sq, c):
-    k, dim = c.shape
-    zero = (jnp.zeros((local_chunks, k, dim), c.dtype), jnp.zeros((local_chunks, k), c.dtype),
-            jnp.zeros((local_chunks,), c.dtype))
-    zero = jax.lax.pcast(zero, (DATA_AXIS,), to="varying")  # per-device carries
-    acc, _ = jax.lax.scan(lambda a, b: (local_step(a, b[0], b[2], b[1], c), None), zero,
-                          (xs, masks, x_sq))
-    return acc
-
-  def resident_pass(xs, masks, x_sq, c):
-    batch = P(None, DATA_AXIS)
-    acc = jax.shard_map(resident_local, mesh=mesh, in_specs=(batch, batch, batch, P()),
-                        out_specs=row)(xs, masks, x_sq, c)
-    return finish(acc)
-
-  return jax.jit(step, donate_argnums=0), jax.jit(finish), jax.jit(resident_pass)
+  return jax.jit(step, donate_argnums=0), jax.jit(chunk_stats.sum_chunks)
 
 
 def _zero_accumulators(mesh, num_chunks: int, k: int, dim: int):
@@ -367,9 +341,8 @@ def _zero_accumulators(mesh, num_chunks: int, k: int, dim: int):
   import jax.numpy as jnp
   from jax.sharding import NamedSharding, PartitionSpec as P
   sharding = NamedSharding(mesh, P(DATA_AXIS))
-  return jax.device_put((jnp.zeros((num_chunks, k, dim), jnp.float32),
-                         jnp.zeros((num_chunks, k), jnp.float32),
-                         jnp.zeros((num_chunks,), jnp.float32)), sharding)
+  return jax.device_put(chunk_stats.zero_chunk_stats(num_chunks, k, dim, jnp.float32),
+                         sharding)
 
 
 @functools.lru_cache(maxsize=None)
