@@ -246,3 +246,21 @@ def test_tfds_cli_build_with_beam_matches_python_build(built, tmp_path):
   cli = tfds.builder("videobert_video", data_dir=str(tmp_path))
   assert cli.info.metadata["built_with_beam"] is True
   assert canonical(read_all(cli)) == canonical(read_all(built["plain"]["videobert_video"]))
+
+
+def test_pipeline_build_keeps_tfds_chatter_off_stdout_and_reports_sizes(built, tmp_path,
+                                                                          capfd):
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  from videobert_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  data = ml_collections.ConfigDict({
+      "corpus_dir": built["corpus"], "codebook": built["codebook"], "vocab_path": None,
+      "eval_video_ids": built["kwargs"]["eval_ids"], "tfds_data_dir": str(tmp_path)})
+  input_pipeline.ensure_datasets(data, kinds=("video",))
+  out, err = capfd.readouterr()
+  # TFDS would print "Downloading and preparing dataset Unknown size ..." and warn
+  # that the version folder it is about to fill has no dataset_info.json.
+  assert "Downloading" not in out and "prepared" not in out
+  assert "has no dataset_info.json" not in err
+  sizes = input_pipeline.dataset_sizes(data, kinds=("video",))
+  splits = built["plain"]["videobert_video"].info.splits
+  assert sizes == {"video": {s: splits[s].num_examples for s in ("train", "validation")}}

@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from videobert_jax import fileio
+from videobert_jax import fileio, quiet
 
 
 class Stages:
@@ -142,9 +142,12 @@ def build_datasets(config) -> dict:
   """Builds the three pretraining TFDS datasets; returns their example counts."""
   from videobert_jax import input_pipeline
   metadata = input_pipeline.ensure_datasets(config.data)
-  for kind, meta in metadata.items():
-    print(f"   {kind:<10} {json.dumps(meta, default=str)[:150]}")
-  return metadata
+  sizes = input_pipeline.dataset_sizes(config.data, tuple(metadata))
+  for kind, splits in sizes.items():
+    counts = " / ".join(f"{n:,} {split}" for split, n in sorted(splits.items()))
+    print(f"   {kind:<10} {counts} examples")
+  print(f"   under      {config.data.tfds_data_dir}")
+  return {kind: {**meta, "num_examples": sizes[kind]} for kind, meta in metadata.items()}
 
 
 def pretrain(config, workdir: str) -> dict:
@@ -218,8 +221,10 @@ def main(argv=None) -> int:
   parser.add_argument("--skip-captioning", action="store_true",
                       help="stop after zero-shot classification")
   args = parser.parse_args(argv)
-  # TensorFlow (input pipelines only) logs CUDA probing at import; keep the demo readable.
+  # TensorFlow (input pipelines only) logs oneDNN and CUDA probing at import; keep
+  # the demo readable.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  quiet.import_tensorflow()
   os.makedirs(args.workdir, exist_ok=True)
   start = time.time()
   stages = Stages()

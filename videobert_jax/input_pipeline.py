@@ -15,8 +15,11 @@ host then only reads them.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import sys
 from typing import Any, Iterator
 
 import numpy as np
@@ -81,16 +84,17 @@ def ensure_datasets(data_config, kinds=("text", "video", "video_text")) -> dict:
   out = {}
   for kind in kinds:
     name = datasets.PRETRAINING_BUILDERS[kind]
-    builder = tfds.builder(name, data_dir=data_dir, **_builder_kwargs(data_config, kind))
-    if not builder.is_prepared():
-      if not corpus_dir:
-        raise CorpusError(f"config.data.corpus_dir",
-                          f"not set, and {builder.data_path} is not built yet")
-      if kind != "text" and not _get(data_config, "codebook"):
-        raise CorpusError("config.data.codebook",
-                          f"not set, and {builder.data_path} is not built yet")
-      logging.info("building %s under %s", name, builder.data_path)
-      builder.download_and_prepare()
+    with _tfds_build_messages_to_log():
+      builder = tfds.builder(name, data_dir=data_dir, **_builder_kwargs(data_config, kind))
+      if not builder.is_prepared():
+        if not corpus_dir:
+          raise CorpusError("config.data.corpus_dir",
+                            f"not set, and {builder.data_path} is not built yet")
+        if kind != "text" and not _get(data_config, "codebook"):
+          raise CorpusError("config.data.codebook",
+                            f"not set, and {builder.data_path} is not built yet")
+        logging.info("building %s under %s", name, builder.data_path)
+        builder.download_and_prepare()
     meta = dict(builder.info.metadata)
     if corpus_dir and meta.get("source_fingerprint") != _expected_fingerprint(
         data_config, kind):
@@ -102,6 +106,52 @@ def ensure_datasets(data_config, kinds=("text", "video", "video_text")) -> dict:
           "config.data.tfds_data_dir")
     out[kind] = meta
   return out
+
+
+def dataset_sizes(data_config, kinds=("text", "video", "video_text")) -> dict:
+  """``{kind: {split: examples}}`` of the built pretraining datasets."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  from videobert_jax import datasets  # pylint: disable=import-outside-toplevel
+  out = {}
+  for kind in kinds:
+    builder = tfds.builder(datasets.PRETRAINING_BUILDERS[kind],
+                           data_dir=_get(data_config, "tfds_data_dir"),
+                           **_builder_kwargs(data_config, kind))
+    out[kind] = {split: int(info.num_examples) for split, info in builder.info.splits.items()}
+  return out
+
+
+class _DropMissingInfoWarning(logging.Filter):
+  """Drops TFDS's warning about the version folder it is about to fill."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "has no dataset_info.json" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _tfds_build_messages_to_log():
+  """Routes TFDS's build chatter to the log instead of stdout.
+
+  TFDS prints "Downloading and preparing dataset Unknown size ..." and a done
+  line to stdout for every build, though nothing is downloaded; those lines go
+  to ``logging.info``. Its progress bars stay on a terminal and are off when
+  stderr is a file (a pod job's log), where they are only carriage returns.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  buffer = io.StringIO()
+  absl_logger = logging.getLogger("absl")
+  warning_filter = _DropMissingInfoWarning()
+  absl_logger.addFilter(warning_filter)
+  tfds.display_progress_bar(sys.stderr.isatty())
+  try:
+    with contextlib.redirect_stdout(buffer):
+      yield
+  finally:
+    tfds.display_progress_bar(True)
+    absl_logger.removeFilter(warning_filter)
+    for line in buffer.getvalue().splitlines():
+      if line.strip():
+        logging.info("tfds: %s", line.strip())
 
 
 def token_layout(config, metadata: dict) -> tuple[tokens.TokenLayout, int]:

@@ -49,6 +49,8 @@ def main(argv):
     # Orbax logs every save and restore at INFO, which buries the progress bar and
     # the summary; --verbosity=0 brings those lines back.
     logging.set_verbosity(logging.WARNING)
+  from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
+  quiet.import_tensorflow()  # for the input pipeline, minus its start-up lines
   import jax  # pylint: disable=g-import-not-at-top
   if FLAGS.distributed == "on" or (FLAGS.distributed == "auto" and
                                    multihost_environment()):

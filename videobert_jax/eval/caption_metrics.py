@@ -11,6 +11,8 @@ from __future__ import annotations
 import shutil
 from typing import Mapping, Sequence
 
+from videobert_jax import quiet
+
 METRICS = ("BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 
 
@@ -63,7 +65,8 @@ def score_captions(references: Mapping[str, Sequence[str]],
   gts = {str(k): [{"caption": c} for c in refs] for k, refs in references.items()}
   res = {str(k): [{"caption": predictions[k]}] for k in references}
   tokenizer = PTBTokenizer()
-  gts, res = tokenizer.tokenize(gts), tokenizer.tokenize(res)
+  with quiet.filtered_stderr(quiet.PTB_TOKENIZER_SPEED):
+    gts, res = tokenizer.tokenize(gts), tokenizer.tokenize(res)
   scores: dict[str, float] = {}
   if {"BLEU-3", "BLEU-4"} & set(metrics):
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
