@@ -55,6 +55,19 @@ def test_streamed_batches_match_resident_array():
   np.testing.assert_allclose(forced.centroids, resident.centroids, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("resident_bytes", [feed.DEFAULT_MAX_RESIDENT_BYTES, 0])
+def test_accelerator_sums_match_cpu_sums(resident_bytes):
+  # One-hot matmul sums (the GPU/TPU default) against row scatter-adds (CPU), on
+  # resident data (bounded passes) and streamed data.
+  x, _ = _blobs(n=2500, dim=8, centers=5, std=1.5)
+  args = dict(seed=0, batch_size=512, max_iter=30, tol=0, max_resident_bytes=resident_bytes)
+  onehot = kmeans.fit_kmeans(x, 6, sums_method="onehot", **args)
+  segment = kmeans.fit_kmeans(x, 6, sums_method="segment", **args)
+  np.testing.assert_allclose(onehot.centroids, segment.centroids, rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(onehot.counts, segment.counts)
+  assert onehot.inertia == pytest.approx(segment.inertia, rel=1e-5)
+
+
 def test_empty_clusters_are_reseeded_from_far_points():
   x, _ = _blobs(n=600, dim=4, centers=3, std=0.1)
   # Two starting centroids far from all data: their clusters start empty.
