@@ -182,9 +182,10 @@ def bounded_pass_function(mesh, sums_method: str, num_chunks: int):
   """jitted ``(xs, masks, x_sq, state, c, previous) -> (stats, state, rows)``.
 
   ``stats`` is the summed ``(sums, counts, inertia)``, ``state`` replaces the
-  donated one, ``rows`` holds each device's count of recomputed rows.
+  donated one, ``rows`` is the number of rows whose distances were computed.
   """
   import jax
+  import jax.numpy as jnp
   from jax.sharding import PartitionSpec as P
   local = functools.partial(bounded_local_pass, num_chunks=num_chunks // mesh.devices.size,
                             sums_method=sums_method)
@@ -195,7 +196,8 @@ def bounded_pass_function(mesh, sums_method: str, num_chunks: int):
         local, mesh=mesh, in_specs=(batch, batch, batch, batch, P(), P()),
         out_specs=(row, batch, row))(xs, masks, x_sq, state, c, previous)
     sums, counts, x_sq_total = chunk_stats.sum_chunks(acc)
-    return (sums, counts, inertia_from_sums(sums, counts, x_sq_total, c)), state, rows
+    # Summed here, so every host can read the (replicated) count.
+    return (sums, counts, inertia_from_sums(sums, counts, x_sq_total, c)), state, jnp.sum(rows)
 
   return jax.jit(run, donate_argnums=3)
 

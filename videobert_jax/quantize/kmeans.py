@@ -250,7 +250,7 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
           mesh, sums_method, feed.num_chunks)(xs, masks, x_sq, carried["state"], c,
                                               carried["previous"])
       carried["previous"] = c
-      return stats, int(np.sum(rows))
+      return stats, int(rows)
     acc = _zero_accumulators(mesh, feed.num_chunks, k, feed.dim)
     for x, mask in feed.batches():
       acc = step_fn(acc, x, mask, c)
