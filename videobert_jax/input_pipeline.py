@@ -15,16 +15,14 @@ host then only reads them.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
-import sys
 from typing import Any, Iterator
 
 import numpy as np
 
 from videobert_jax import batch as batch_lib
+from videobert_jax import quiet
 from videobert_jax import tokens
 from videobert_jax.corpus.reader import CorpusError
 
@@ -77,15 +75,13 @@ def ensure_datasets(data_config, kinds=("text", "video", "video_text")) -> dict:
     CorpusError: no corpus or codebook configured, or a bad corpus file.
     DatasetMismatchError: a prepared dataset came from other inputs.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   from videobert_jax import datasets  # pylint: disable=import-outside-toplevel
-  data_dir = _get(data_config, "tfds_data_dir")
   corpus_dir = _get(data_config, "corpus_dir")
   out = {}
   for kind in kinds:
     name = datasets.PRETRAINING_BUILDERS[kind]
-    with _tfds_build_messages_to_log():
-      builder = tfds.builder(name, data_dir=data_dir, **_builder_kwargs(data_config, kind))
+    with quiet.tfds_build_messages_to_log():
+      builder = _builder(data_config, kind)
       if not builder.is_prepared():
         if not corpus_dir:
           raise CorpusError("config.data.corpus_dir",
@@ -110,48 +106,18 @@ def ensure_datasets(data_config, kinds=("text", "video", "video_text")) -> dict:
 
 def dataset_sizes(data_config, kinds=("text", "video", "video_text")) -> dict:
   """``{kind: {split: examples}}`` of the built pretraining datasets."""
+  return {kind: {split: int(info.num_examples)
+                 for split, info in _builder(data_config, kind).info.splits.items()}
+          for kind in kinds}
+
+
+def _builder(data_config, kind: str):
+  """The TFDS builder of one pretraining dataset under ``data_config.tfds_data_dir``."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   from videobert_jax import datasets  # pylint: disable=import-outside-toplevel
-  out = {}
-  for kind in kinds:
-    builder = tfds.builder(datasets.PRETRAINING_BUILDERS[kind],
-                           data_dir=_get(data_config, "tfds_data_dir"),
-                           **_builder_kwargs(data_config, kind))
-    out[kind] = {split: int(info.num_examples) for split, info in builder.info.splits.items()}
-  return out
-
-
-class _DropMissingInfoWarning(logging.Filter):
-  """Drops TFDS's warning about the version folder it is about to fill."""
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    return "has no dataset_info.json" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _tfds_build_messages_to_log():
-  """Routes TFDS's build chatter to the log instead of stdout.
-
-  TFDS prints "Downloading and preparing dataset Unknown size ..." and a done
-  line to stdout for every build, though nothing is downloaded; those lines go
-  to ``logging.info``. Its progress bars stay on a terminal and are off when
-  stderr is a file (a pod job's log), where they are only carriage returns.
-  """
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-  buffer = io.StringIO()
-  absl_logger = logging.getLogger("absl")
-  warning_filter = _DropMissingInfoWarning()
-  absl_logger.addFilter(warning_filter)
-  tfds.display_progress_bar(sys.stderr.isatty())
-  try:
-    with contextlib.redirect_stdout(buffer):
-      yield
-  finally:
-    tfds.display_progress_bar(True)
-    absl_logger.removeFilter(warning_filter)
-    for line in buffer.getvalue().splitlines():
-      if line.strip():
-        logging.info("tfds: %s", line.strip())
+  return tfds.builder(datasets.PRETRAINING_BUILDERS[kind],
+                      data_dir=_get(data_config, "tfds_data_dir"),
+                      **_builder_kwargs(data_config, kind))
 
 
 def token_layout(config, metadata: dict) -> tuple[tokens.TokenLayout, int]:

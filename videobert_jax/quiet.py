@@ -5,15 +5,19 @@
   initialised, where ``TF_CPP_MIN_LOG_LEVEL`` does not reach them.
 * pycocoevalcap's PTB tokenizer (a Java process) reports its speed on stderr at
   every call: twice per captioning evaluation.
+* TFDS prints "Downloading and preparing dataset Unknown size ..." for every
+  build of our builders, which download nothing.
 
-Both write to file descriptor 2 from C++ or a child process, so redirecting
-``sys.stderr`` does not catch them; ``filtered_stderr`` captures the descriptor
-and passes on every line that is not the named chatter.
+The first two write to file descriptor 2 from C++ or a child process, so
+redirecting ``sys.stderr`` does not catch them; ``filtered_stderr`` captures the
+descriptor and passes on every line that is not the named chatter.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import os
 import re
 import sys
@@ -56,3 +60,36 @@ def import_tensorflow():
   with filtered_stderr(TF_STARTUP):
     import tensorflow  # pylint: disable=import-outside-toplevel
   return tensorflow
+
+
+class _DropMissingInfoWarning(logging.Filter):
+  """Drops TFDS's warning about the version folder it is about to fill."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "has no dataset_info.json" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def tfds_build_messages_to_log():
+  """Routes TFDS's build chatter to the log instead of stdout.
+
+  TFDS prints "Downloading and preparing dataset Unknown size ..." and a done
+  line to stdout for every build, though nothing is downloaded; those lines go
+  to ``logging.info``. Its progress bars stay on a terminal and are off when
+  stderr is a file (a pod job's log), where they are only carriage returns.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  buffer = io.StringIO()
+  absl_logger = logging.getLogger("absl")
+  warning_filter = _DropMissingInfoWarning()
+  absl_logger.addFilter(warning_filter)
+  tfds.display_progress_bar(sys.stderr.isatty())
+  try:
+    with contextlib.redirect_stdout(buffer):
+      yield
+  finally:
+    tfds.display_progress_bar(True)
+    absl_logger.removeFilter(warning_filter)
+    for line in buffer.getvalue().splitlines():
+      if line.strip():
+        logging.info("tfds: %s", line.strip())

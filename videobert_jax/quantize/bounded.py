@@ -75,6 +75,19 @@ def centroid_motion(centroids, previous) -> Motion:
   return Motion(shift, other_shift, half_gap)
 
 
+def centroid_scores(x, centroids):
+  """``x.c - |c|^2 / 2`` [b, k], larger for nearer centroids, and ``|c|^2`` [k]. Pure jnp.
+
+  One matmul; the argmax is the nearest centroid, and ``|x|^2 - 2 score`` the
+  squared distance.
+  """
+  import jax
+  import jax.numpy as jnp
+  c_sq = jnp.sum(centroids * centroids, axis=1)
+  dots = jnp.dot(x, centroids.T, precision=jax.lax.Precision.HIGHEST)
+  return dots - 0.5 * c_sq[None, :], c_sq
+
+
 def nearest_two(x, x_sq, centroids):
   """Nearest centroid of each row and bounds on the nearest and second distances.
 
@@ -82,10 +95,8 @@ def nearest_two(x, x_sq, centroids):
   centroid, ``lower`` <= the distance to every other one (``inf`` when k = 1).
   Labels are the same as ``kmeans.nearest`` gives. Pure jnp.
   """
-  import jax
   import jax.numpy as jnp
-  c_sq = jnp.sum(centroids * centroids, axis=1)
-  scores = jnp.dot(x, centroids.T, precision=jax.lax.Precision.HIGHEST) - 0.5 * c_sq[None, :]
+  scores, c_sq = centroid_scores(x, centroids)
   labels, best = argbest.first_argmax(scores)
   others = jnp.where(jnp.arange(centroids.shape[0])[None, :] == labels[:, None], -jnp.inf,
                      scores)

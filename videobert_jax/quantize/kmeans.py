@@ -137,11 +137,8 @@ def nearest(x, x_sq, mask, centroids):
   ``|x|^2`` only enters the distance. Matmul rows do not depend on the batch
   split (checked on XLA:CPU), so labels are the same on any mesh. Pure jnp.
   """
-  import jax
   import jax.numpy as jnp
-  half_c_sq = 0.5 * jnp.sum(centroids * centroids, axis=1)
-  scores = jnp.dot(x, centroids.T, precision=jax.lax.Precision.HIGHEST) - half_c_sq[None, :]
-  labels, best = argbest.first_argmax(scores)
+  labels, best = argbest.first_argmax(bounded.centroid_scores(x, centroids)[0])
   dist = jnp.maximum(x_sq - 2.0 * best, 0.0) * mask
   return labels, dist
 
@@ -235,21 +232,22 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
   if feed.resident:
     jax.block_until_ready(feed.stacked())
   staging_seconds = time.perf_counter() - t0
-  # Resident rows carry Hamerly bounds from pass to pass (see bounded.py); with
-  # bounds off they are reset every pass, so every row is recomputed.
-  carried = {"state": None, "previous": None}
+  # Resident rows carry Hamerly bounds from pass to pass (see bounded.py): the
+  # (labels, upper, lower) state and the centroids it holds for. With bounds off
+  # the state is reset every pass, so every row is recomputed.
+  bound_state, bound_centroids = None, None
+  bounded_pass = bounded.bounded_pass_function(mesh, sums_method, feed.num_chunks)
 
   def one_pass(c):
     """(sums, counts, inertia) for centroids ``c`` and the rows recomputed."""
+    nonlocal bound_state, bound_centroids
     if feed.resident:
       xs, masks, x_sq = feed.stacked()
-      if carried["state"] is None or not bounds:
-        carried["state"] = bounded.initial_state(masks)
-        carried["previous"] = c
-      stats, carried["state"], rows = bounded.bounded_pass_function(
-          mesh, sums_method, feed.num_chunks)(xs, masks, x_sq, carried["state"], c,
-                                              carried["previous"])
-      carried["previous"] = c
+      if bound_state is None or not bounds:
+        bound_state, bound_centroids = bounded.initial_state(masks), c
+      stats, bound_state, rows = bounded_pass(xs, masks, x_sq, bound_state, c,
+                                              bound_centroids)
+      bound_centroids = c
       return stats, int(rows)
     acc = _zero_accumulators(mesh, feed.num_chunks, k, feed.dim)
     for x, mask in feed.batches():
