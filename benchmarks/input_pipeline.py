@@ -4,7 +4,7 @@
     python benchmarks/input_pipeline.py --num-videos 50 --batches 20 --json out.json
     python benchmarks/input_pipeline.py --train-examples-per-second base=900
 
-The input side synthesises a corpus (``videobert_jax.corpus.synthesize``), fits
+The input side synthesises a corpus (``videobert_jax.synthetic.synthesize``), fits
 nothing (a random 4 x 12 codebook, the paper's 20,736 visual words), builds the
 three TFDS datasets and times ``pretrain_batches`` after a warm-up batch. The
 train side times the jitted ``videobert_jax.train.train_step`` of each config on
@@ -16,7 +16,6 @@ above the train step's.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
 import sys
@@ -29,18 +28,15 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
 
-def load_config(size: str):
-  """``configs/pretrain.py:get_config(size)``."""
-  spec = importlib.util.spec_from_file_location(
-      "pretrain_config", os.path.join(ROOT, "configs", "pretrain.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(size)
+def load_config(size="tiny"):
+  """The installed ``pretrain:SIZE`` config."""
+  from videobert_jax import configs  # pylint: disable=import-outside-toplevel
+  return configs.load(f"pretrain:{size}")
 
 
 def make_inputs(workdir: str, num_videos: int, feature_dim: int, seed: int) -> tuple:
   """A synthetic corpus and a random 4-level, 12-way codebook; returns their paths."""
-  from videobert_jax.corpus import synthesize  # pylint: disable=import-outside-toplevel
+  from videobert_jax.synthetic import synthesize  # pylint: disable=import-outside-toplevel
   from videobert_jax.quantize.codebook import Codebook  # pylint: disable=import-outside-toplevel
   summary = synthesize.synthesize(os.path.join(workdir, "syn"), num_videos=num_videos,
                                   num_eval_videos=2, feature_dim=feature_dim, seed=seed,
@@ -55,7 +51,7 @@ def make_inputs(workdir: str, num_videos: int, feature_dim: int, seed: int) -> t
 
 def input_rate(config, batch_size: int, batches: int) -> dict:
   """Examples/s of ``pretrain_batches`` (first batch timed apart as start-up)."""
-  from videobert_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  from videobert_jax.tasks import pipeline as input_pipeline  # pylint: disable=import-outside-toplevel
   start = time.perf_counter()
   iterator = input_pipeline.pretrain_batches(config, batch_size=batch_size)
   next(iterator)
@@ -72,7 +68,7 @@ def train_rate(config, steps: int) -> dict:
   """Examples/s consumed by the jitted train step of ``config`` on this machine."""
   import jax  # pylint: disable=import-outside-toplevel
   from videobert_jax import batch as batch_lib  # pylint: disable=import-outside-toplevel
-  from videobert_jax import train  # pylint: disable=import-outside-toplevel
+  from videobert_jax.train import state as train  # pylint: disable=import-outside-toplevel
   setup = train.Setup(config)
   state = setup.init_state(jax.random.key(0))
   rng = jax.random.key(1)

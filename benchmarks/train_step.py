@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from configs import pretrain  # pylint: disable=wrong-import-position
+from videobert_jax.configs import pretrain  # pylint: disable=wrong-import-position
 from videobert_jax import batch as batch_lib  # pylint: disable=wrong-import-position
 from videobert_jax import fileio  # pylint: disable=wrong-import-position
 from videobert_jax import tokens  # pylint: disable=wrong-import-position
@@ -38,7 +38,7 @@ def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--size", default="tiny", choices=sorted(pretrain.SIZES),
-                      help="model size from configs/pretrain.py")
+                      help="model size from videobert_jax/configs/pretrain.py")
   parser.add_argument("--batch", type=int, default=8, help="global batch size")
   parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (T)")
   parser.add_argument("--predictions", type=int, default=20,
@@ -115,7 +115,7 @@ def time_steps(step_fn, state, steps: int, warmup: int):
 def bench_ours(config, batch, args):
   """Seconds per step of videobert_jax's train step."""
   import jax  # pylint: disable=g-import-not-at-top
-  from videobert_jax import train as train_lib  # pylint: disable=g-import-not-at-top
+  from videobert_jax.train import state as train_lib  # pylint: disable=g-import-not-at-top
   from videobert_jax.models import partitioning  # pylint: disable=g-import-not-at-top
   setup = train_lib.Setup(config)
   state = setup.init_state(jax.random.key(0))

@@ -17,7 +17,7 @@ and the rest data parallel (config.mesh.data = -1).
 
 Options (environment variable in brackets):
   --workdir DIR        run folder, local or gs:// [WORKDIR] (required)
-  --config SPEC        config and size [CONFIG] (default: configs/pretrain.py:base)
+  --config SPEC        config and size [CONFIG] (default: pretrain:base)
   --venv DIR           virtualenv to run in [VENV] (default: .venv)
   --install            first create VENV if needed and install jax[cuda12] and
                        this package into it (pinned by constraints.txt)
@@ -33,7 +33,7 @@ EOF
 }
 
 WORKDIR="${WORKDIR:-}"
-CONFIG="${CONFIG:-configs/pretrain.py:base}"
+CONFIG="${CONFIG:-pretrain:base}"
 VENV="${VENV:-.venv}"
 INSTALL=0
 GPUS=""

@@ -9,13 +9,13 @@ Usage: launch/local.sh [options] [-- TRAIN_FLAGS...]
 
 Runs, from the repository root, on the CPU,
 
-  .venv/bin/python -m videobert_jax.train --config=configs/pretrain.py:tiny \
+  .venv/bin/python -m videobert_jax.train --config=pretrain:tiny \
       --workdir=DIR [--config.data.corpus_dir=CORPUS] \
       [--config.data.codebook=CODEBOOK] TRAIN_FLAGS...
 
 Options (environment variable in brackets):
   --workdir DIR      run folder [WORKDIR] (default: runs/local)
-  --config SPEC      config and size [CONFIG] (default: configs/pretrain.py:tiny)
+  --config SPEC      config and size [CONFIG] (default: pretrain:tiny)
   --corpus DIR       corpus folder (config.data.corpus_dir)
   --codebook FILE    codebook .npz (config.data.codebook)
   --devices N        split the CPU into N XLA devices, to exercise the sharded
@@ -31,7 +31,7 @@ EOF
 }
 
 WORKDIR="${WORKDIR:-runs/local}"
-CONFIG="${CONFIG:-configs/pretrain.py:tiny}"
+CONFIG="${CONFIG:-pretrain:tiny}"
 VENV="${VENV:-.venv}"
 CORPUS=""
 CODEBOOK=""

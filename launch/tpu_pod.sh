@@ -27,7 +27,7 @@ Options (environment variable in brackets):
                            (default: tpu-ubuntu2204-base)
   --spot                   create a Spot (preemptible) slice [TPU_SPOT=1]
   --workdir DIR            gs:// run folder: checkpoints, TensorBoard [WORKDIR]
-  --config SPEC            config and size [CONFIG] (default: configs/pretrain.py:large)
+  --config SPEC            config and size [CONFIG] (default: pretrain:large)
   --source DIR             what to copy to the workers (default: this repository)
   --remote-dir DIR         where it goes on each worker, under $HOME
                            (default: videobert_jax)
@@ -53,7 +53,7 @@ ACCELERATOR_TYPE="${TPU_ACCELERATOR_TYPE:-v4-32}"
 RUNTIME_VERSION="${TPU_RUNTIME_VERSION:-tpu-ubuntu2204-base}"
 SPOT="${TPU_SPOT:-0}"
 WORKDIR="${WORKDIR:-}"
-CONFIG="${CONFIG:-configs/pretrain.py:large}"
+CONFIG="${CONFIG:-pretrain:large}"
 SOURCE="$(repo_root)"
 REMOTE_DIR="videobert_jax"
 PYTHON_VERSION="3.11"
@@ -142,7 +142,7 @@ if [[ "${INSTALL}" == 1 ]]; then
       --command "${INSTALL_COMMAND}"
 fi
 
-# 3. The same training command on all workers; train.py calls
+# 3. The same training command on all workers; the trainer calls
 # jax.distributed.initialize() when it sees several TPU workers.
 TRAIN=".venv/bin/python -m videobert_jax.train $(quote_args \
     "--config=${CONFIG}" "--workdir=${WORKDIR}" ${TRAIN_FLAGS[@]+"${TRAIN_FLAGS[@]}"})"

@@ -14,10 +14,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from videobert_jax import checkpoints
+from videobert_jax import configs
+from videobert_jax import pretrained
 from videobert_jax import tokens
-from videobert_jax.checkpoints import __main__ as cli
-from videobert_jax.checkpoints import params_io
+from videobert_jax.pretrained import __main__ as cli
+from videobert_jax.pretrained import params_io
 from videobert_jax.quantize import codebook as quantize_codebook
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,8 +40,8 @@ def minilm_dir() -> str:
 
 
 def pretrain_config(size: str) -> ml_collections.ConfigDict:
-  """configs/pretrain.py's get_config(size), loaded by path (configs/ is not installed)."""
-  return cli.load_config(os.path.join(REPO, "configs", "pretrain.py") + ":" + size)
+  """The installed pretrain config's get_config(size)."""
+  return configs.load("pretrain:" + size)
 
 
 def small_config(layers=LAYERS, hidden=HIDDEN, heads=HEADS, mlp=MLP, max_len=16):
@@ -159,7 +160,7 @@ def test_minilm_hidden_states_match_torch_bert_model():
   config.model.dtype = "float32"
   config.model.num_visual_words = 12
   lay = tokens.TokenLayout(num_visual_words=12)
-  params, report = checkpoints.load_pretrained(minilm_dir(), config, lay)
+  params, report = pretrained.load_pretrained(minilm_dir(), config, lay)
   # MiniLM has a pooler but neither the MLM nor the NSP head.
   assert report["format"] == "hf"
   assert report["initialised_fresh"] == ["mlm_head", "alignment_head/classifier"]
@@ -193,11 +194,11 @@ def test_converted_tree_is_the_models_full_tree():
 
   config = pretrain_config("tiny")
   config.model.num_visual_words = NUM_VISUAL
-  sizes = checkpoints.convert.model_sizes(config)
+  sizes = pretrained.convert.model_sizes(config)
   abstract = jax.eval_shape(lambda: VideoBert(config.model).init(
       jax.random.PRNGKey(0), batch_lib.zeros(1, 8, 2), deterministic=True))
   model_shapes = jax.tree.map(lambda a: tuple(a.shape), nn.unbox(abstract)["params"])
-  assert model_shapes == checkpoints.convert.tree_shapes(sizes, layout())
+  assert model_shapes == pretrained.convert.tree_shapes(sizes, layout())
 
 
 # ----------------------------------------------------------------------------- TF format
@@ -205,18 +206,18 @@ def test_converted_tree_is_the_models_full_tree():
 
 def test_tf_checkpoint_converts_with_original_names(tf_checkpoint):
   prefix, w = tf_checkpoint
-  read = checkpoints.read_tf_bert(prefix)
+  read = pretrained.read_tf_bert(prefix)
   assert set(read.variables) == set(w)
   assert "global_step" in read.ignored and "bert/pooler/dense/kernel/adam_m" in read.ignored
 
   rng = np.random.default_rng(1)
   centroids = rng.normal(size=(NUM_VISUAL, HIDDEN)).astype(np.float32)
   lay = layout()
-  params, report = checkpoints.load_pretrained(os.path.dirname(prefix), small_config(),
+  params, report = pretrained.load_pretrained(os.path.dirname(prefix), small_config(),
                                                lay, leaf_centroids=centroids)
   assert report["format"] == "tf" and report["initialised_fresh"] == []
   assert params_io.flatten(jax_free_shapes(params)) == params_io.flatten(
-      checkpoints.convert.tree_shapes(checkpoints.convert.model_sizes(small_config()), lay))
+      pretrained.convert.tree_shapes(pretrained.convert.model_sizes(small_config()), lay))
 
   dh = HIDDEN // HEADS
   attention = params["encoder"]["layer_1"]["attention"]
@@ -267,14 +268,14 @@ def test_visual_rows_are_projected_when_feature_size_differs(tf_checkpoint):
   from videobert_jax.models import visual_init  # pylint: disable=g-import-not-at-top
   centroids = np.random.default_rng(2).normal(size=(NUM_VISUAL, 32)).astype(np.float32)
   lay = layout()
-  params, report = checkpoints.load_pretrained(tf_checkpoint[0], small_config(), lay,
+  params, report = pretrained.load_pretrained(tf_checkpoint[0], small_config(), lay,
                                                leaf_centroids=centroids, seed=3)
   table = params["embeddings"]["word"]["embedding"]
   np.testing.assert_allclose(table[lay.visual_ids(np.arange(NUM_VISUAL))],
                              visual_init.visual_embeddings(centroids, HIDDEN, 3))
   assert "PCA" in report["vocabulary"]["visual_init"]
   with pytest.raises(ValueError, match=r"leaf_centroids has shape \(4, 32\)"):
-    checkpoints.load_pretrained(tf_checkpoint[0], small_config(), lay,
+    pretrained.load_pretrained(tf_checkpoint[0], small_config(), lay,
                                 leaf_centroids=centroids[:4])
 
 
@@ -284,11 +285,11 @@ def test_head_count_mismatch_is_read_from_bert_config(tf_checkpoint, tmp_path):
   write_tf_checkpoint(own, w, extra_slots=False)
   with open(tmp_path / "bert_config.json", "w") as f:
     json.dump({"num_attention_heads": 4, "hidden_size": HIDDEN, "hidden_act": "gelu"}, f)
-  with pytest.raises(checkpoints.CheckpointError,
+  with pytest.raises(pretrained.CheckpointError,
                      match=r"bert_config.json: num_attention_heads=4 but "
                            r"config.model.num_heads=2"):
-    checkpoints.load_pretrained(own, small_config(), layout())
-  _, report = checkpoints.load_pretrained(own, small_config(heads=4), layout())
+    pretrained.load_pretrained(own, small_config(), layout())
+  _, report = pretrained.load_pretrained(own, small_config(heads=4), layout())
   assert report["num_heads"] == 4 and any("tanh" in n for n in report["notes"])
 
 
@@ -300,12 +301,12 @@ def test_safetensors_convert_like_the_tf_checkpoint(tf_checkpoint, tmp_path, pre
   _, w = tf_checkpoint
   path = str(tmp_path / "model.safetensors")
   write_hf_checkpoint(path, w, prefix=prefix)
-  read = checkpoints.read_hf_bert(path)
+  read = pretrained.read_hf_bert(path)
   assert read.ignored == ["cls.predictions.decoder.bias"]
   for name, value in w.items():  # transposes undone, names mapped back
     np.testing.assert_array_equal(read.variables[name], value, err_msg=name)
-  from_hf, report = checkpoints.load_pretrained(path, small_config(), layout(), seed=4)
-  from_tf, _ = checkpoints.load_pretrained(tf_checkpoint[0], small_config(), layout(),
+  from_hf, report = pretrained.load_pretrained(path, small_config(), layout(), seed=4)
+  from_tf, _ = pretrained.load_pretrained(tf_checkpoint[0], small_config(), layout(),
                                            seed=4)
   assert report["format"] == "hf"
   flat_hf, flat_tf = params_io.flatten(from_hf), params_io.flatten(from_tf)
@@ -319,7 +320,7 @@ def test_missing_heads_are_initialised_fresh_and_reported(tmp_path):
   del w["bert/pooler/dense/kernel"], w["bert/pooler/dense/bias"]
   path = str(tmp_path / "model.safetensors")
   write_hf_checkpoint(path, w, prefix="")
-  params, report = checkpoints.load_pretrained(path, small_config(), layout())
+  params, report = pretrained.load_pretrained(path, small_config(), layout())
   assert report["initialised_fresh"] == ["mlm_head", "alignment_head/pooler",
                                          "alignment_head/classifier"]
   head = params["mlm_head"]
@@ -334,41 +335,41 @@ def test_missing_heads_are_initialised_fresh_and_reported(tmp_path):
 
 def test_errors_name_the_file_variable_and_shapes(tf_checkpoint, tmp_path):
   prefix, w = tf_checkpoint
-  with pytest.raises(checkpoints.CheckpointError, match="no_such.ckpt.index does not exist"):
-    checkpoints.load_pretrained(str(tmp_path / "no_such.ckpt"), small_config(), layout())
-  with pytest.raises(checkpoints.CheckpointError, match="no such checkpoint"):
-    checkpoints.load_pretrained(str(tmp_path / "missing"), small_config(), layout())
-  with pytest.raises(checkpoints.CheckpointError, match="no such safetensors file"):
-    checkpoints.read_hf_bert(str(tmp_path / "absent.safetensors"))
-  with pytest.raises(checkpoints.CheckpointError,
+  with pytest.raises(pretrained.CheckpointError, match="no_such.ckpt.index does not exist"):
+    pretrained.load_pretrained(str(tmp_path / "no_such.ckpt"), small_config(), layout())
+  with pytest.raises(pretrained.CheckpointError, match="no such checkpoint"):
+    pretrained.load_pretrained(str(tmp_path / "missing"), small_config(), layout())
+  with pytest.raises(pretrained.CheckpointError, match="no such safetensors file"):
+    pretrained.read_hf_bert(str(tmp_path / "absent.safetensors"))
+  with pytest.raises(pretrained.CheckpointError,
                      match=r"bert_model.ckpt: hidden size mismatch: "
                            r"bert/embeddings/word_embeddings has shape \(30522, 8\) but "
                            r"config.model.hidden_size=16 needs \(30522, 16\)"):
-    checkpoints.load_pretrained(prefix, small_config(hidden=16), layout())
-  with pytest.raises(checkpoints.CheckpointError,
+    pretrained.load_pretrained(prefix, small_config(hidden=16), layout())
+  with pytest.raises(pretrained.CheckpointError,
                      match=r"checkpoint has 2 encoder layers .* config.model.num_layers=3"):
-    checkpoints.load_pretrained(prefix, small_config(layers=3), layout())
-  with pytest.raises(checkpoints.CheckpointError,
+    pretrained.load_pretrained(prefix, small_config(layers=3), layout())
+  with pytest.raises(pretrained.CheckpointError,
                      match=r"intermediate/dense/kernel has shape \(8, 16\) .* needs \(8, 32\)"):
-    checkpoints.load_pretrained(prefix, small_config(mlp=32), layout())
-  with pytest.raises(checkpoints.CheckpointError,
+    pretrained.load_pretrained(prefix, small_config(mlp=32), layout())
+  with pytest.raises(pretrained.CheckpointError,
                      match=r"position_embeddings has shape \(24, 8\) but config.model.max_len=64"):
-    checkpoints.load_pretrained(prefix, small_config(max_len=64), layout())
+    pretrained.load_pretrained(prefix, small_config(max_len=64), layout())
 
   cased = {k: v for k, v in random_bert(vocab=28996).items()}
   path = str(tmp_path / "cased.safetensors")
   write_hf_checkpoint(path, cased)
-  with pytest.raises(checkpoints.CheckpointError,
+  with pytest.raises(pretrained.CheckpointError,
                      match=r"vocabulary mismatch: .* has 28996 rows .* 30,522-entry"):
-    checkpoints.load_pretrained(path, small_config(), layout())
+    pretrained.load_pretrained(path, small_config(), layout())
 
   partial = dict(w)
   del partial["bert/encoder/layer_1/attention/self/key/bias"]
   path = str(tmp_path / "partial.safetensors")
   write_hf_checkpoint(path, partial)
-  with pytest.raises(checkpoints.CheckpointError,
+  with pytest.raises(pretrained.CheckpointError,
                      match=r"missing variable bert/encoder/layer_1/attention/self/key/bias"):
-    checkpoints.load_pretrained(path, small_config(), layout())
+    pretrained.load_pretrained(path, small_config(), layout())
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -401,19 +402,19 @@ def test_cli_converts_and_training_can_load_the_result(tf_checkpoint, tmp_path, 
   assert report["layout"]["num_visual_words"] == NUM_VISUAL
   assert report["vocabulary"]["visual_init"] == "codebook leaf centroids"
 
-  config = cli.load_config(f"{config_path}:x")
+  config = configs.load(f"{config_path}:x")
   lay = layout()
-  loaded, load_report = checkpoints.load_pretrained(str(out / "params.npz"), config, lay)
-  direct, _ = checkpoints.load_pretrained(prefix, config, lay, leaf_centroids=centroids)
+  loaded, load_report = pretrained.load_pretrained(str(out / "params.npz"), config, lay)
+  direct, _ = pretrained.load_pretrained(prefix, config, lay, leaf_centroids=centroids)
   assert load_report["format"] == "npz"
   for name, value in params_io.flatten(direct).items():
     np.testing.assert_array_equal(params_io.flatten(loaded)[name], value, err_msg=name)
 
   config_path.write_text(CONFIG_FILE.format(max_len=8))
-  with pytest.raises(checkpoints.CheckpointError,
+  with pytest.raises(pretrained.CheckpointError,
                      match=r"params.npz: shape mismatch: embeddings/position/embedding "
                            r"has shape \(16, 8\) but the config needs \(8, 8\)"):
-    checkpoints.load_pretrained(str(out / "params.npz"), cli.load_config(
+    pretrained.load_pretrained(str(out / "params.npz"), configs.load(
         f"{config_path}:x"), lay)
 
 
@@ -442,4 +443,4 @@ def test_cli_bad_input_is_one_line_and_exit_1(tmp_path, capsys):
     ("encoder.layer.0.attention.self.distance_embedding.weight", (None, False)),
 ])
 def test_hugging_face_names(name, expected):
-  assert checkpoints.readers.hf_to_canonical_name(name) == expected
+  assert pretrained.readers.hf_to_canonical_name(name) == expected

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs import pretrain
+from videobert_jax.configs import pretrain
 from videobert_jax import batch as batch_lib
 from videobert_jax import tokens
 from videobert_jax.models import VideoBert

@@ -14,7 +14,7 @@ import types
 import numpy as np
 import pytest
 
-import videobert_jax.corpus as corpus_package
+import videobert_jax.synthetic as synthetic_package
 from videobert_jax.corpus import __main__ as cli
 from videobert_jax.corpus import validate
 
@@ -379,9 +379,9 @@ def test_synthesize_is_wired_to_its_module(tmp_path, monkeypatch):
     calls.append((args.out, args.videos))
     return 7
 
-  fake = types.ModuleType("videobert_jax.corpus.synthesize")
+  fake = types.ModuleType("videobert_jax.synthetic.synthesize")
   fake.add_arguments, fake.run = add_arguments, run
-  monkeypatch.setitem(sys.modules, "videobert_jax.corpus.synthesize", fake)
-  monkeypatch.setattr(corpus_package, "synthesize", fake, raising=False)
+  monkeypatch.setitem(sys.modules, "videobert_jax.synthetic.synthesize", fake)
+  monkeypatch.setattr(synthetic_package, "synthesize", fake, raising=False)
   assert cli.main(["synthesize", "--out", str(tmp_path), "--videos", "5"]) == 7
   assert calls == [(str(tmp_path), 5)]

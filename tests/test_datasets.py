@@ -16,7 +16,7 @@ import tensorflow_datasets as tfds
 
 import videobert_jax.datasets  # pylint: disable=unused-import  (registers builders)
 from videobert_jax.corpus import reader
-from videobert_jax.corpus import synthesize
+from videobert_jax.synthetic import synthesize
 from videobert_jax.corpus import youcook
 from videobert_jax.datasets import eval_ids
 from videobert_jax.datasets import segments
@@ -251,7 +251,7 @@ def test_tfds_cli_build_with_beam_matches_python_build(built, tmp_path):
 def test_pipeline_build_keeps_tfds_chatter_off_stdout_and_reports_sizes(built, tmp_path,
                                                                           capfd):
   import ml_collections  # pylint: disable=import-outside-toplevel
-  from videobert_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  from videobert_jax.tasks import pipeline as input_pipeline  # pylint: disable=import-outside-toplevel
   data = ml_collections.ConfigDict({
       "corpus_dir": built["corpus"], "codebook": built["codebook"], "vocab_path": None,
       "eval_video_ids": built["kwargs"]["eval_ids"], "tfds_data_dir": str(tmp_path)})

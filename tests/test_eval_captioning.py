@@ -93,7 +93,7 @@ def test_captioner_learns_captions_of_separable_features():
 @pytest.mark.slow
 def test_run_captioning_end_to_end(tmp_path):
   from videobert_jax.eval import captioning
-  from videobert_jax.eval import testing
+  from videobert_jax.testing import workdirs as testing
   world = testing.synthetic_world(str(tmp_path / "world"), num_videos=1, num_eval_videos=8)
   book = testing.fit_codebook(world["eval_features_dir"], str(tmp_path / "cb.npz"))
   config = testing.tiny_config(str(tmp_path / "cb.npz"), book.num_words)

@@ -47,7 +47,7 @@ def test_pages_show_words_by_clip(tmp_path):
 
 @pytest.fixture(scope="module")
 def untrained_run(tmp_path_factory):
-  from videobert_jax.eval import testing
+  from videobert_jax.testing import workdirs as testing
   root = str(tmp_path_factory.mktemp("genrun"))
   world = testing.synthetic_world(os.path.join(root, "world"), num_videos=1,
                                   num_eval_videos=4)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from videobert_jax.eval import label_lists
 from videobert_jax.eval import labels
 
 
@@ -68,11 +69,11 @@ def test_bad_lists_name_file_and_line(text, message):
 
 
 def test_show_command_needs_no_tagger(capsys):
-  assert labels.main(["show", "slice the bread"]) == 0
+  assert label_lists.main(["show", "slice the bread"]) == 0
   out = capsys.readouterr().out
   assert "verbs=['slice']" in out and "nouns=['bread']" in out
 
 
 def test_missing_list_file_is_one_line_error(tmp_path, capsys):
-  assert labels.main(["show", "x", "--verbs", str(tmp_path / "none.txt")]) == 1
+  assert label_lists.main(["show", "x", "--verbs", str(tmp_path / "none.txt")]) == 1
   assert "none.txt: cannot read the verb list" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from videobert_jax import objectives
+from videobert_jax import batch as batch_lib
 from videobert_jax import tokens
 from videobert_jax.eval import labels
 from videobert_jax.eval import sequences
@@ -57,7 +57,7 @@ def test_template_masks_land_on_verb_and_noun_slots():
   assert batch["masked_positions"][0].tolist() == [8, 10]
   assert batch["masked_ids"][0].tolist() == [tokens.MASK_ID] * 2
   assert batch["masked_weights"].tolist() == [[1, 1], [0, 0]]
-  assert batch["objective"][0] == objectives.VIDEO_TEXT
+  assert batch["objective"][0] == batch_lib.VIDEO_TEXT
   # The language-prior input has no video and no [>].
   prior = sequences.assemble(text, None, LAYOUT, max_len=32)
   assert LAYOUT.video_sep_id not in prior.input_ids
@@ -101,7 +101,7 @@ def test_linear_baseline_learns_separable_labels():
 
 @pytest.fixture(scope="module")
 def untrained_run(tmp_path_factory):
-  from videobert_jax.eval import testing
+  from videobert_jax.testing import workdirs as testing
   root = str(tmp_path_factory.mktemp("evalrun"))
   world = testing.synthetic_world(os.path.join(root, "world"), num_videos=1,
                                   num_eval_videos=8)

@@ -20,7 +20,7 @@ from videobert_jax.video import corpus_writer
 from videobert_jax.video import decode
 from videobert_jax.video import encoder as encoder_lib
 from videobert_jax.video import extract
-from videobert_jax.video import synthetic
+from videobert_jax.testing import videos as synthetic
 
 PANCAKE = "/work/shared/data/videos/flipping_a_pancake.mkv"
 _here_pancake = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",

@@ -104,20 +104,20 @@ def test_creates_missing_tpu_installs_and_trains_on_all_workers(fake, tmp_path):
   assert "-c constraints.txt" in flag(install, "--command")
   assert flag(train, "--command") == (
       "cd ~/videobert_jax && .venv/bin/python -m videobert_jax.train "
-      "--config=configs/pretrain.py:large --workdir=gs://bucket/run1 "
+      "--config=pretrain:large --workdir=gs://bucket/run1 "
       "--config.train.batch_size=8")
 
 
 def test_reuses_a_ready_tpu(fake):
   env, calls, source = fake
   env["FAKE_TPU_STATE"] = "READY"
-  result = launch(TPU_POD, pod_args(source, "--config", "configs/pretrain.py:base"), env)
+  result = launch(TPU_POD, pod_args(source, "--config", "pretrain:base"), env)
   assert result.returncode == 0, result.stderr
   log = calls()
   assert not find(log, "compute", "tpus", "tpu-vm", "create")
   assert "reusing TPU vb" in result.stderr
   train = find(log, "compute", "tpus", "tpu-vm", "ssh")[-1]
-  assert "--config=configs/pretrain.py:base" in flag(train, "--command")
+  assert "--config=pretrain:base" in flag(train, "--command")
 
 
 def test_a_tpu_in_another_state_is_not_used(fake):
@@ -192,7 +192,7 @@ def test_gpu_dry_run_builds_the_mesh_and_install_commands(fake):
   assert any("'jax[cuda12]'" in line and "-c constraints.txt" in line for line in lines)
   assert lines[-1] == (
       "+ env CUDA_VISIBLE_DEVICES=0,1 XLA_PYTHON_CLIENT_MEM_FRACTION=0.9 "
-      "/opt/gpuvenv/bin/python -m videobert_jax.train --config=configs/pretrain.py:base "
+      "/opt/gpuvenv/bin/python -m videobert_jax.train --config=pretrain:base "
       "--workdir=runs/base --config.mesh.model=2 --config.train.batch_size=64")
   assert calls() == []
   assert not os.path.exists("/opt/gpuvenv")
@@ -206,7 +206,7 @@ def test_local_dry_run_runs_the_tiny_config_on_cpu(fake):
   assert result.returncode == 0, result.stderr
   assert result.stdout.splitlines() == [
       "+ env JAX_PLATFORMS=cpu XLA_FLAGS=--xla_force_host_platform_device_count=4 "
-      ".venv/bin/python -m videobert_jax.train --config=configs/pretrain.py:tiny "
+      ".venv/bin/python -m videobert_jax.train --config=pretrain:tiny "
       "--workdir=runs/local --config.data.corpus_dir=runs/demo/corpus "
       "--config.data.codebook=runs/demo/codebook.npz --config.train.num_steps=5"]
   bad = launch(LOCAL, ["--devices", "zero"], env)

@@ -6,9 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import pretrain
+from videobert_jax.configs import pretrain
 from videobert_jax import batch as batch_lib
-from videobert_jax import objectives
 from videobert_jax import tokens
 from videobert_jax.models import VideoBert
 from videobert_jax.models import losses
@@ -51,8 +50,8 @@ def make_batch(seed=0):
     b["masked_positions"][i] = rng.choice(np.arange(1, length), P, replace=False)
     b["masked_ids"][i] = rng.integers(1000, layout.num_used_ids, P)
     b["masked_weights"][i, :P - i % 2] = 1.0
-    b["objective"][i] = i % objectives.NUM_OBJECTIVES
-    b["alignment_weight"][i] = float(b["objective"][i] == objectives.VIDEO_TEXT)
+    b["objective"][i] = i % batch_lib.NUM_OBJECTIVES
+    b["alignment_weight"][i] = float(b["objective"][i] == batch_lib.VIDEO_TEXT)
     b["alignment_label"][i] = i % 2
   return b
 
@@ -149,11 +148,12 @@ def test_losses_are_per_objective_and_weighted():
   outputs = {"mlm_logits": jnp.asarray(rng.normal(size=(B, P, 64)), jnp.float32),
              "alignment_logits": jnp.asarray(rng.normal(size=(B, 2)), jnp.float32)}
   batch["masked_ids"] = rng.integers(0, 64, (B, P)).astype(np.int32)
-  loss, metrics = losses.pretraining_loss(outputs, batch, WEIGHTS)
+  loss, sums = losses.pretraining_loss(outputs, batch, WEIGHTS)
+  metrics = losses.summarize(jax.device_get(sums))
   logp = jax.nn.log_softmax(outputs["mlm_logits"])
   nll = -np.take_along_axis(np.asarray(logp), batch["masked_ids"][..., None], -1)[..., 0]
   expected = 0.0
-  for objective_id, name in enumerate(objectives.NAMES):
+  for objective_id, name in enumerate(batch_lib.OBJECTIVE_NAMES):
     w = batch["masked_weights"] * (batch["objective"] == objective_id)[:, None]
     mean = (nll * w).sum() / w.sum()
     np.testing.assert_allclose(metrics[f"{name}/mlm_loss"], mean, rtol=1e-5)

@@ -1,4 +1,4 @@
-"""Tests of videobert_jax.preprocessors on small in-memory datasets (seqio helpers)."""
+"""Tests of videobert_jax.tasks.preprocessors on small in-memory datasets (seqio helpers)."""
 
 import numpy as np
 import pytest
@@ -6,9 +6,9 @@ import seqio
 from seqio import test_utils
 import tensorflow as tf
 
-from videobert_jax import objectives
-from videobert_jax import preprocessors as pp
-from videobert_jax import tasks
+from videobert_jax import batch as batch_lib
+from videobert_jax.tasks import preprocessors as pp
+from videobert_jax.tasks import registry as tasks
 from videobert_jax import tokens
 
 LAYOUT = tokens.TokenLayout(text_vocab_size=415, num_visual_words=9)
@@ -50,22 +50,22 @@ def test_assemble_layouts_and_token_types():
   off = LAYOUT.visual_offset
   ex = {"video_id": "a", "text_ids": [200, 201], "video_ids": [off, off + 1, off + 2]}
   ds = dataset([ex])
-  vt = pp.assemble(ds, spec=spec, objective=objectives.VIDEO_TEXT)
+  vt = pp.assemble(ds, spec=spec, objective=batch_lib.VIDEO_TEXT)
   test_utils.assert_dataset(vt, {
       "input_ids": [101, 200, 201, LAYOUT.video_sep_id, off, off + 1, off + 2, 102],
-      "token_type_ids": [0, 0, 0, 1, 1, 1, 1, 1], "objective": objectives.VIDEO_TEXT,
+      "token_type_ids": [0, 0, 0, 1, 1, 1, 1, 1], "objective": batch_lib.VIDEO_TEXT,
       "alignment_label": 1, "alignment_weight": 1.0, "mlm_weight": 1.0, "video_id": b"a"})
   text = pp.assemble(dataset([{"video_id": "a", "text_ids": [200, 201]}]), spec=spec,
-                     objective=objectives.TEXT)
+                     objective=batch_lib.TEXT)
   test_utils.assert_dataset(text, {
       "input_ids": [101, 200, 201, 102], "token_type_ids": [0, 0, 0, 0],
-      "objective": objectives.TEXT, "alignment_label": 1, "alignment_weight": 0.0,
+      "objective": batch_lib.TEXT, "alignment_label": 1, "alignment_weight": 0.0,
       "mlm_weight": 1.0, "video_id": b"a"})
   video = pp.assemble(dataset([{"video_id": "a", "video_ids": [off, off + 1]}]),
-                      spec=spec, objective=objectives.VIDEO)
+                      spec=spec, objective=batch_lib.VIDEO)
   test_utils.assert_dataset(video, {
       "input_ids": [101, LAYOUT.video_sep_id, off, off + 1, 102],
-      "token_type_ids": [0, 1, 1, 1, 1], "objective": objectives.VIDEO,
+      "token_type_ids": [0, 1, 1, 1, 1], "objective": batch_lib.VIDEO,
       "alignment_label": 1, "alignment_weight": 0.0, "mlm_weight": 1.0, "video_id": b"a"})
 
 
@@ -76,7 +76,7 @@ def test_negative_pairs_masked_loss_weight(mlm_on_negatives, expected):
   ex = {"video_id": "a", "text_ids": [200, 201], "video_ids": [off]}
   negative = dataset([ex]).map(lambda e: {**e, "alignment_label": tf.constant(0)})
   out = next(pp.assemble(negative, spec=spec,
-                         objective=objectives.VIDEO_TEXT).as_numpy_iterator())
+                         objective=batch_lib.VIDEO_TEXT).as_numpy_iterator())
   assert out["alignment_label"] == 0 and out["mlm_weight"] == expected
 
 
@@ -86,12 +86,12 @@ def test_assemble_truncates_to_configured_lengths():
   ex = {"video_id": "a", "text_ids": list(range(200, 230)),
         "video_ids": [off + i % 9 for i in range(40)]}
   out = next(iter(pp.assemble(dataset([ex]), spec=spec,
-                              objective=objectives.VIDEO_TEXT).as_numpy_iterator()))
+                              objective=batch_lib.VIDEO_TEXT).as_numpy_iterator()))
   assert len(out["input_ids"]) == 16
   assert list(out["input_ids"][1:6]) == list(range(200, 205))  # 5 text tokens
   assert out["input_ids"][6] == LAYOUT.video_sep_id and out["input_ids"][-1] == 102
   text_only = next(iter(pp.assemble(dataset([{"video_id": "a", "text_ids": ex["text_ids"]}]),
-                                    spec=spec, objective=objectives.TEXT)
+                                    spec=spec, objective=batch_lib.TEXT)
                         .as_numpy_iterator()))
   assert len(text_only["input_ids"]) == 16
 
@@ -100,7 +100,7 @@ def _masked(spec, examples, seed=3):
   ds = dataset(examples)
   with seqio.utils.map_seed_manager(seed):
     ds = pp.select_features(ds, spec=spec)
-    ds = pp.assemble(ds, spec=spec, objective=objectives.VIDEO_TEXT)
+    ds = pp.assemble(ds, spec=spec, objective=batch_lib.VIDEO_TEXT)
     ds = pp.mask_tokens(ds, spec=spec)
   return list(ds.as_numpy_iterator())
 
@@ -124,7 +124,7 @@ def test_action_masking_hides_every_verb_object_pair_and_nothing_else():
       assert all(ex["input_ids"][p] == spec.layout.mask_id for p in (2, 4, 6, 8))
   # Random 15% masking of 11 candidates picks 2 positions, never 4.
   assert pairs / len(out) == pytest.approx(0.5, abs=0.08)
-  text_spec = pp.for_objective(spec, objectives.TEXT)
+  text_spec = pp.for_objective(spec, batch_lib.TEXT)
   assert text_spec.action_mask_rate == 0.0 and text_spec.mask_rate == spec.mask_rate
 
 
@@ -285,7 +285,7 @@ def test_feature_converter_pads_to_model_batch():
       "token_type_ids": tf.constant([0, 0, 0, 0]),
       "masked_positions": tf.constant([1]), "masked_ids": tf.constant([200]),
       "alignment_label": tf.constant(1), "alignment_weight": tf.constant(0.0),
-      "objective": tf.constant(objectives.TEXT), "mlm_weight": tf.constant(0.5)})
+      "objective": tf.constant(batch_lib.TEXT), "mlm_weight": tf.constant(0.5)})
   out = pp.VideoBertFeatureConverter()(ds, pp.task_feature_lengths(spec))
   test_utils.assert_dataset(out, {
       "input_ids": [101, 103, 201, 102] + [0] * 8,
@@ -293,7 +293,7 @@ def test_feature_converter_pads_to_model_batch():
       "attention_mask": [1] * 4 + [0] * 8,
       "masked_positions": [1, 0, 0, 0], "masked_ids": [200, 0, 0, 0],
       "masked_weights": [0.5, 0.0, 0.0, 0.0],
-      "alignment_label": 1, "alignment_weight": 0.0, "objective": objectives.TEXT})
+      "alignment_label": 1, "alignment_weight": 0.0, "objective": batch_lib.TEXT})
 
 
 def test_first_ordinary_word_id_skips_unused_entries():

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from videobert_jax.quantize import assign, cli
+from videobert_jax.quantize import __main__ as cli
+from videobert_jax.quantize import assign
 from videobert_jax.quantize.codebook import load_codebook
 
 

@@ -2,7 +2,7 @@
 
 tests/golden/s3d_golden.npz was written by tests/golden/make_s3d_golden.py (torch
 2.14.1, torchvision 0.29.1): the reference networks ran on weights generated from
-a seed and each tensor's name (videobert_jax.video.synthetic), so this test
+a seed and each tensor's name (videobert_jax.testing.videos), so this test
 regenerates the same weights, converts them with our converters and compares.
 Small 64x64 frames keep it fast on CPU (the network is fully convolutional up to
 a global average pool); torchvision's logits need full 224x224 frames.
@@ -19,7 +19,7 @@ import pytest
 from videobert_jax.video import __main__ as cli
 from videobert_jax.video import convert
 from videobert_jax.video import s3d
-from videobert_jax.video import synthetic
+from videobert_jax.testing import videos as synthetic
 from videobert_jax.video import weights
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "s3d_golden.npz")

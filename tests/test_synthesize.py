@@ -1,4 +1,4 @@
-"""Tests of the synthetic cooking world (videobert_jax.corpus.synthesize)."""
+"""Tests of the synthetic cooking world (videobert_jax.synthetic.synthesize)."""
 
 import argparse
 import collections
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from videobert_jax.corpus import reader
-from videobert_jax.corpus import synthesize
+from videobert_jax.synthetic import synthesize
 from videobert_jax.corpus import validate
-from videobert_jax.corpus import world as world_lib
+from videobert_jax.synthetic import world as world_lib
 from videobert_jax.text import dedup
 from videobert_jax.text import sentences as sentences_lib
 from videobert_jax.text import transcripts

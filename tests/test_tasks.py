@@ -1,6 +1,5 @@
 """Tests of the seqio tasks, the mixture and pretrain_batches (videobert_jax.tasks)."""
 
-import importlib.util
 import os
 
 import ml_collections
@@ -10,12 +9,11 @@ import seqio
 import tensorflow as tf
 
 from videobert_jax import batch as batch_lib
-from videobert_jax import input_pipeline
-from videobert_jax import objectives
-from videobert_jax import preprocessors
-from videobert_jax import tasks
+from videobert_jax.tasks import pipeline as input_pipeline
+from videobert_jax.tasks import preprocessors
+from videobert_jax.tasks import registry as tasks
 from videobert_jax import tokens
-from videobert_jax.corpus import synthesize
+from videobert_jax.synthetic import synthesize
 
 from test_datasets import make_codebook
 
@@ -24,11 +22,9 @@ FEATURE_DIM = 32
 
 
 def load_config(size="tiny"):
-  spec = importlib.util.spec_from_file_location(
-      "pretrain_config", os.path.join(ROOT, "configs", "pretrain.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(size)
+  """The installed ``pretrain:SIZE`` config."""
+  from videobert_jax import configs  # pylint: disable=import-outside-toplevel
+  return configs.load(f"pretrain:{size}")
 
 
 def fake_source(num=60):
@@ -59,7 +55,7 @@ def fake_task():
   seqio.TaskRegistry.remove(name)
   task = seqio.TaskRegistry.add(
       name, source=fake_source(),
-      preprocessors=tasks.task_preprocessors(objectives.VIDEO_TEXT, spec),
+      preprocessors=tasks.task_preprocessors(batch_lib.VIDEO_TEXT, spec),
       output_features=tasks.output_features(layout), shuffle_buffer_size=100)
   yield task, spec
   seqio.TaskRegistry.remove(name)
@@ -89,7 +85,7 @@ def test_fake_task_examples_follow_the_wire_format(fake_task):
     sep = int(np.where(ids == lay.video_sep_id)[0][0])
     assert (types[:sep] == 0).all() and (types[sep:] == 1).all()
     assert len(ids) <= spec.max_seq_len and sep - 1 <= spec.max_text_tokens
-    assert ex["objective"] == objectives.VIDEO_TEXT and ex["alignment_weight"] == 1.0
+    assert ex["objective"] == batch_lib.VIDEO_TEXT and ex["alignment_weight"] == 1.0
     assert ex["alignment_label"] == int(ex["video_source_id"] == ex["video_id"])
 
 
@@ -118,19 +114,19 @@ def test_pretrain_batches_have_the_documented_fields_and_shapes(pipeline_config)
     assert {k: (v.shape, v.dtype) for k, v in batch.items()} == shapes
     objective = batch["objective"]
     np.testing.assert_array_equal(batch["alignment_weight"],
-                                  (objective == objectives.VIDEO_TEXT).astype(np.float32))
+                                  (objective == batch_lib.VIDEO_TEXT).astype(np.float32))
     # Real tokens first, then padding; every real example has a prediction,
     # weighted 0 on negative video-text pairs only.
     mask = batch["attention_mask"]
     assert (np.diff(mask, axis=1) <= 0).all()
-    negative = (objective == objectives.VIDEO_TEXT) & (batch["alignment_label"] == 0)
+    negative = (objective == batch_lib.VIDEO_TEXT) & (batch["alignment_label"] == 0)
     assert (batch["masked_positions"][:, 0] > 0).all()
     assert (batch["masked_weights"][~negative].sum(1) >= 1).all()
     assert (batch["masked_weights"][negative] == 0).all()
     rows = np.arange(16)[:, None]
     assert (mask[rows, batch["masked_positions"]] == 1).all()
     seen.extend(objective.tolist())
-  assert set(seen) == {objectives.TEXT, objectives.VIDEO, objectives.VIDEO_TEXT}
+  assert set(seen) == {batch_lib.TEXT, batch_lib.VIDEO, batch_lib.VIDEO_TEXT}
 
 
 def test_pretrain_batches_are_deterministic_and_follow_rates(pipeline_config):
@@ -143,7 +139,7 @@ def test_pretrain_batches_are_deterministic_and_follow_rates(pipeline_config):
   config.data.mixture_rates.video = 0.0  # registering again replaces the mixture
   batches = input_pipeline.pretrain_batches(config, batch_size=8)
   objectives_seen = np.concatenate([next(batches)["objective"] for _ in range(4)])
-  assert objectives.VIDEO not in objectives_seen
+  assert batch_lib.VIDEO not in objectives_seen
   assert seqio.get_mixture_or_task(tasks.MIXTURE).tasks  # registered, no error twice
 
 

@@ -9,12 +9,13 @@ import jax
 import numpy as np
 import pytest
 
-from configs import pretrain
+from videobert_jax.configs import pretrain
 from videobert_jax import batch as batch_lib
-from videobert_jax import checkpointing
-from videobert_jax import objectives
+from videobert_jax.train import checkpointing
 from videobert_jax import tokens
-from videobert_jax import train as train_lib
+from videobert_jax.train import loop as train_lib
+from videobert_jax.train import optim
+from videobert_jax.train import state as state_lib
 from videobert_jax.models import partitioning
 
 T, P, NUM_VISUAL_WORDS = 32, 5, 16
@@ -70,8 +71,8 @@ def random_batches(config, *, batch_size, split="train", seed=None, shard_index=
       b["masked_ids"][i] = rng.integers(2000, 2004, P)
       b["input_ids"][i, positions] = tokens.MASK_ID
       b["masked_weights"][i] = 1.0
-      b["objective"][i] = i % objectives.NUM_OBJECTIVES
-      b["alignment_weight"][i] = float(b["objective"][i] == objectives.VIDEO_TEXT)
+      b["objective"][i] = i % batch_lib.NUM_OBJECTIVES
+      b["alignment_weight"][i] = float(b["objective"][i] == batch_lib.VIDEO_TEXT)
       b["alignment_label"][i] = i % 2
     if nan_at is not None and count == nan_at:
       b["masked_weights"][:] = np.nan
@@ -83,7 +84,7 @@ def _leaves(tree):
 
 
 def _one_step(config, devices):
-  setup = train_lib.Setup(config, devices)
+  setup = state_lib.Setup(config, devices)
   state = setup.init_state(jax.random.key(0))
   batch = setup.global_batch(next(random_batches(config, batch_size=8)))
   with partitioning.activate(setup.mesh):
@@ -100,7 +101,7 @@ def test_2x2_mesh_step_equals_single_device_step():
   assert table.sharding.spec == jax.sharding.PartitionSpec("model", None)
   config.mesh.model = 1
   _, single, single_metrics = _one_step(config, jax.devices()[:1])
-  np.testing.assert_allclose(sharded_metrics["loss"], single_metrics["loss"], rtol=1e-5)
+  np.testing.assert_allclose(sharded_metrics["loss_sum"], single_metrics["loss_sum"], rtol=1e-5)
   for a, b in zip(_leaves(sharded.params), _leaves(single.params)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
   for a, b in zip(_leaves(sharded.opt_state), _leaves(single.opt_state)):
@@ -110,7 +111,7 @@ def test_2x2_mesh_step_equals_single_device_step():
 def test_frozen_embeddings_never_change_and_the_rest_trains():
   config = tiny_config()
   config.model.freeze_embeddings = True
-  setup = train_lib.Setup(config, jax.devices()[:1])
+  setup = state_lib.Setup(config, jax.devices()[:1])
   state = setup.init_state(jax.random.key(0))
   before = jax.device_get(state.params)
   batches = random_batches(config, batch_size=8)
@@ -119,7 +120,7 @@ def test_frozen_embeddings_never_change_and_the_rest_trains():
       state, _ = setup.train_step(state, setup.global_batch(next(batches)),
                                   jax.random.key(1))
   after = jax.device_get(state.params)
-  for path in train_lib.FROZEN_PARAMS:
+  for path in optim.FROZEN_PARAMS:
     old, new = before, after
     for key in path:
       old, new = old[key], new[key]
@@ -151,7 +152,7 @@ def test_resumed_run_continues_with_the_same_step_and_optimizer_state(tmp_path):
   final = train_lib.train(config, str(resumed), batch_source=random_batches)
   assert final["step"] == 6
 
-  setup = train_lib.Setup(train_lib.resolve_model_config(config)[0])
+  setup = state_lib.Setup(state_lib.resolve_model_config(config)[0])
   states = []
   for workdir in (straight, resumed):
     state, meta = checkpointing.Checkpointer(str(workdir), 3).restore(
@@ -177,9 +178,9 @@ def test_nan_loss_stops_and_names_the_step(tmp_path):
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory):
   """A small synthetic corpus, its 2x4 codebook and the TFDS datasets built from them."""
-  from videobert_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from videobert_jax.tasks import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
   from videobert_jax.corpus import reader  # pylint: disable=g-import-not-at-top
-  from videobert_jax.corpus import synthesize  # pylint: disable=g-import-not-at-top
+  from videobert_jax.synthetic import synthesize  # pylint: disable=g-import-not-at-top
   from videobert_jax.quantize import hierarchical  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("world")
   synthesize.synthesize(root, num_videos=24, num_eval_videos=4, feature_dim=32, seed=0,

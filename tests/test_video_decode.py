@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from videobert_jax.video import decode
-from videobert_jax.video import synthetic
+from videobert_jax.testing import videos as synthetic
 
 PANCAKE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "videos",
                        "flipping_a_pancake.mkv")

@@ -10,7 +10,7 @@
 | masked_weights | [B, P] float32 | 1 for a real prediction, 0 for padding |
 | alignment_label | [B] int32 | 1 when text and video are aligned, 0 for a negative |
 | alignment_weight | [B] float32 | 1 for video-text examples, 0 otherwise |
-| objective | [B] int32 | ``objectives.TEXT``, ``VIDEO`` or ``VIDEO_TEXT`` |
+| objective | [B] int32 | ``TEXT``, ``VIDEO`` or ``VIDEO_TEXT`` (below) |
 """
 
 from __future__ import annotations
@@ -18,6 +18,13 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
+
+# The three pretraining regimes of VideoBERT and their ids in ``objective``.
+TEXT = 0  # text-only masked language modelling
+VIDEO = 1  # video-only masked visual-word modelling
+VIDEO_TEXT = 2  # video-text: masked modelling on both plus alignment
+OBJECTIVE_NAMES = ("text", "video", "video_text")  # indexed by objective id
+NUM_OBJECTIVES = len(OBJECTIVE_NAMES)
 
 # name -> (axes, dtype); axes use "batch", "length" (T) and "predictions" (P).
 FIELDS = {

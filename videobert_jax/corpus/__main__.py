@@ -8,7 +8,7 @@ Commands:
   ``--skip-bad`` bad videos are skipped and listed, and it exits 0 while at least
   one good video remains.
 * ``synthesize --out DIR ...``: writes the synthetic cooking corpus and its
-  YouCook II style evaluation set (``videobert_jax.corpus.synthesize``).
+  YouCook II style evaluation set (``videobert_jax.synthetic.synthesize``).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _add_synthesize(subparsers, full: bool) -> None:
       description="Writes a synthetic cooking corpus in the documented format and a "
                   "YouCook II style evaluation set.")
   if full:
-    from videobert_jax.corpus import synthesize  # pylint: disable=g-import-not-at-top
+    from videobert_jax.synthetic import synthesize  # pylint: disable=g-import-not-at-top
     synthesize.add_arguments(parser)
     parser.set_defaults(func=synthesize.run)
 

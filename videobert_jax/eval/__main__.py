@@ -15,12 +15,13 @@ Examples::
 Results: ``WORKDIR/eval/<task>.json`` (and ``.html`` pages for generation).
 """
 
-import os
 import sys
 
 from absl import app
 from absl import flags
 from ml_collections import config_flags
+
+from videobert_jax import configs
 
 TASKS = ("zeroshot", "captioning", "text_to_video", "forecast")
 FLAGS = flags.FLAGS
@@ -55,12 +56,10 @@ flags.DEFINE_string("frames", None, "Optional FRAMES_DIR/<video_id>/<clip>.jpg f
 flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
 flags.DEFINE_bool("skip_missing", False, "Skip videos without a feature file (listed "
                   "in the results) instead of failing.")
-_CAPTIONER_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "configs", "captioner.py")
 config_flags.DEFINE_config_file(
-    "captioner", _CAPTIONER_CONFIG if os.path.exists(_CAPTIONER_CONFIG) else None,
-    "Captioner config (configs/captioner.py); override fields with "
-    "--captioner.num_steps=...")
+    "captioner", configs.config_path("captioner"),
+    "Captioner config: 'captioner' (installed with the package) or FILE.py; override "
+    "fields with --captioner.num_steps=...")
 
 
 def _require(*names):
@@ -140,5 +139,11 @@ def main(argv):
   print(_summary(results))
 
 
+def run(argv=None):
+  """Entry point: a captioner config name resolved, overrides checked, then absl."""
+  argv = list(sys.argv if argv is None else argv)
+  app.run(main, argv=configs.command_argv(argv, "captioner", default="captioner"))
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

@@ -33,19 +33,8 @@ COLUMNS = tuple((m, m) for m in caption_metrics.METRICS)
 
 
 def load_captioner_config():
-  """``configs/captioner.py:get_config()`` (from the source tree or beside the package)."""
-  try:
-    from configs import captioner  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    import importlib.util  # pylint: disable=g-import-not-at-top
-    import videobert_jax  # pylint: disable=g-import-not-at-top
-    path = os.path.join(os.path.dirname(os.path.dirname(videobert_jax.__file__)),
-                        "configs", "captioner.py")
-    spec = importlib.util.spec_from_file_location("videobert_captioner_config", path)
-    if spec is None or not os.path.exists(path):
-      raise ImportError(f"{path}: captioner config not found; pass a config") from None
-    captioner = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(captioner)
+  """The installed ``videobert_jax/configs/captioner.py`` ``get_config()``."""
+  from videobert_jax.configs import captioner  # pylint: disable=g-import-not-at-top
   return captioner.get_config()
 
 
@@ -87,7 +76,7 @@ def run_captioning(workdir: str, annotations: str, features_dir: str,
     rows: which of ``ROWS`` to run.
   """
   from videobert_jax.eval import captioner as captioner_lib  # pylint: disable=g-import-not-at-top
-  from videobert_jax.eval import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  from videobert_jax.eval import restore as checkpoint_lib  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import runner  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import segments as segments_lib  # pylint: disable=g-import-not-at-top
   from videobert_jax.quantize import codebook as codebook_lib  # pylint: disable=g-import-not-at-top

@@ -135,7 +135,7 @@ def derive_to_folder(annotations: str | os.PathLike, out_dir: str | os.PathLike,
               f"(POS {pos}), lemmatised",
               source,
               f"tagger: {tagger}",
-              "derived by: python -m videobert_jax.eval.labels derive"]
+              "derived by: python -m videobert_jax.eval.label_lists derive"]
     texts[kind] = labels_lib.format_label_list(
         [l for l, _ in top], [c for _, c in top], forms, header)
     lists[kind] = labels_lib.parse_label_list(texts[kind], f"<{kind}s>", kind)

@@ -139,7 +139,7 @@ def run_text_to_video(workdir: str, sentences: Sequence[str], features_dir: str,
 
   ``features_dir`` holds the clips shown as the visual words' nearest clips.
   """
-  from videobert_jax.eval import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  from videobert_jax.eval import restore as checkpoint_lib  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import pages  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import report  # pylint: disable=g-import-not-at-top
   if not sentences:
@@ -171,7 +171,7 @@ def run_forecast(workdir: str, features_dir: str, codebook: str | None = None, *
   ``features_dir/<video_id>.npy`` and quantised with the codebook.
   """
   from videobert_jax.corpus import youcook  # pylint: disable=g-import-not-at-top
-  from videobert_jax.eval import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  from videobert_jax.eval import restore as checkpoint_lib  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import pages  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import report  # pylint: disable=g-import-not-at-top
   if not video_ids and not visual_words:

@@ -18,7 +18,6 @@ from typing import Sequence
 import numpy as np
 
 from videobert_jax import batch as batch_lib
-from videobert_jax import objectives
 from videobert_jax import tokens
 
 MASK_TOKEN = "[MASK]"
@@ -133,7 +132,7 @@ def make_batch(examples: Sequence[Example], seq_len: int,
     out["masked_ids"][row, :len(pos)] = example.input_ids[list(pos)]
     out["masked_weights"][row, :len(pos)] = 1.0
     has_video = int(example.token_type_ids.max(initial=0)) == 1  # [>] present
-    out["objective"][row] = objectives.VIDEO_TEXT if has_video else objectives.TEXT
+    out["objective"][row] = batch_lib.VIDEO_TEXT if has_video else batch_lib.TEXT
     out["alignment_label"][row] = 1
     out["alignment_weight"][row] = 0.0
   return out

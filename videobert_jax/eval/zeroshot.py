@@ -151,7 +151,7 @@ def run_zeroshot(workdir: str, annotations: str, features_dir: str,
     write: write the JSON files.
     run: an already restored ``checkpoint.Run`` (skips restoring).
   """
-  from videobert_jax.eval import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  from videobert_jax.eval import restore as checkpoint_lib  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import runner  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import segments as segments_lib  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import supervised as supervised_lib  # pylint: disable=g-import-not-at-top

@@ -1,6 +1,6 @@
 """Pretraining losses: masked-token loss per objective, alignment loss, weighted sum.
 
-VideoBERT mixes three regimes in one batch (``videobert_jax.objectives``): text-only
+VideoBERT mixes three regimes in one batch (``videobert_jax.batch``): text-only
 masked language modelling, video-only masked visual-word modelling and video-text
 (masked modelling on both plus alignment). Each regime's masked-token loss is a mean
 over its own real predictions (``masked_weights``), so the weights in
@@ -15,21 +15,20 @@ from typing import Mapping
 import jax.numpy as jnp
 import optax
 
-from videobert_jax import objectives
+from videobert_jax import batch as batch_lib
 
 ALIGNMENT = "alignment"
-LOSS_NAMES = objectives.NAMES + (ALIGNMENT,)
+LOSS_NAMES = batch_lib.OBJECTIVE_NAMES + (ALIGNMENT,)
 
 
-def _weighted_mean(values, weights):
-  """sum(values * weights) / sum(weights), 0 where there is no weight."""
-  total = jnp.sum(weights)
-  return jnp.sum(values * weights) / jnp.maximum(total, 1e-8), total
+def _weighted_sum(values, weights):
+  """(sum(values * weights), sum(weights))."""
+  return jnp.sum(values * weights), jnp.sum(weights)
 
 
 def pretraining_loss(outputs: Mapping[str, jnp.ndarray], batch: Mapping[str, jnp.ndarray],
                      objective_weights: Mapping[str, float]):
-  """Returns ``(loss, metrics)`` for one batch.
+  """Returns ``(loss, sums)`` for one batch.
 
   Args:
     outputs: the model's outputs, ``mlm_logits`` [B, P, V] and
@@ -39,10 +38,12 @@ def pretraining_loss(outputs: Mapping[str, jnp.ndarray], batch: Mapping[str, jnp
       ``video_text`` and ``alignment``.
 
   Returns:
-    The weighted sum of the four losses (a scalar) and a flat dict of scalar
-    metrics: ``loss``, ``<objective>/mlm_loss``, ``<objective>/mlm_accuracy``,
-    ``<objective>/predictions`` (how many real predictions it averaged over),
-    ``alignment/loss``, ``alignment/accuracy`` and ``alignment/examples``.
+    The weighted sum of the four mean losses (a scalar, what the gradient
+    follows) and a flat dict of scalar sums and counts, which add up across
+    steps and devices (``summarize`` divides them): ``loss_sum`` and ``steps``,
+    ``<objective>/mlm_loss_sum``, ``<objective>/mlm_correct`` and
+    ``<objective>/predictions``, ``alignment/loss_sum``, ``alignment/correct``
+    and ``alignment/examples``.
   """
   missing = [name for name in LOSS_NAMES if name not in objective_weights]
   if missing:
@@ -53,28 +54,67 @@ def pretraining_loss(outputs: Mapping[str, jnp.ndarray], batch: Mapping[str, jnp
   token_correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
   weights = batch["masked_weights"].astype(jnp.float32)
 
-  metrics = {}
+  sums = {}
   loss = jnp.zeros((), jnp.float32)
-  for objective_id, name in enumerate(objectives.NAMES):
+  for objective_id, name in enumerate(batch_lib.OBJECTIVE_NAMES):
     in_objective = (batch["objective"] == objective_id).astype(jnp.float32)[:, None]
-    objective_weight = weights * in_objective
-    mlm_loss, count = _weighted_mean(token_loss, objective_weight)
-    accuracy, _ = _weighted_mean(token_correct, objective_weight)
-    metrics[f"{name}/mlm_loss"] = mlm_loss
-    metrics[f"{name}/mlm_accuracy"] = accuracy
-    metrics[f"{name}/predictions"] = count
-    loss = loss + objective_weights[name] * mlm_loss
+    loss_sum, count = _weighted_sum(token_loss, weights * in_objective)
+    correct, _ = _weighted_sum(token_correct, weights * in_objective)
+    sums[f"{name}/mlm_loss_sum"] = loss_sum
+    sums[f"{name}/mlm_correct"] = correct
+    sums[f"{name}/predictions"] = count
+    loss = loss + objective_weights[name] * loss_sum / jnp.maximum(count, 1e-8)
 
   align_logits = outputs["alignment_logits"].astype(jnp.float32)
   labels = batch["alignment_label"]
   align_weight = batch["alignment_weight"].astype(jnp.float32)
-  align_loss, examples = _weighted_mean(
+  align_sum, examples = _weighted_sum(
       optax.softmax_cross_entropy_with_integer_labels(align_logits, labels), align_weight)
-  align_accuracy, _ = _weighted_mean(
+  align_correct, _ = _weighted_sum(
       (jnp.argmax(align_logits, axis=-1) == labels).astype(jnp.float32), align_weight)
-  metrics[f"{ALIGNMENT}/loss"] = align_loss
-  metrics[f"{ALIGNMENT}/accuracy"] = align_accuracy
-  metrics[f"{ALIGNMENT}/examples"] = examples
-  loss = loss + objective_weights[ALIGNMENT] * align_loss
-  metrics["loss"] = loss
-  return loss, metrics
+  sums[f"{ALIGNMENT}/loss_sum"] = align_sum
+  sums[f"{ALIGNMENT}/correct"] = align_correct
+  sums[f"{ALIGNMENT}/examples"] = examples
+  loss = loss + objective_weights[ALIGNMENT] * align_sum / jnp.maximum(examples, 1e-8)
+  sums["loss_sum"] = loss
+  sums["steps"] = jnp.ones((), jnp.float32)
+  return loss, sums
+
+
+# sum key -> (mean key, count key) for ``summarize``.
+_MEANS = {
+    **{f"{n}/mlm_loss_sum": (f"{n}/mlm_loss", f"{n}/predictions")
+       for n in batch_lib.OBJECTIVE_NAMES},
+    **{f"{n}/mlm_correct": (f"{n}/mlm_accuracy", f"{n}/predictions")
+       for n in batch_lib.OBJECTIVE_NAMES},
+    f"{ALIGNMENT}/loss_sum": (f"{ALIGNMENT}/loss", f"{ALIGNMENT}/examples"),
+    f"{ALIGNMENT}/correct": (f"{ALIGNMENT}/accuracy", f"{ALIGNMENT}/examples"),
+    "loss_sum": ("loss", "steps"),
+}
+
+
+def add_sums(total: dict | None, sums: Mapping[str, float]) -> dict:
+  """``total + sums`` key by key (``total`` None starts a new total)."""
+  if total is None:
+    return {k: float(v) for k, v in sums.items()}
+  return {k: total[k] + float(v) for k, v in sums.items()}
+
+
+def summarize(sums: Mapping[str, float]) -> dict[str, float]:
+  """Means from summed metrics: each loss and accuracy over its own predictions.
+
+  An objective with no predictions in the window gets no mean (rather than a
+  misleading 0); the counts themselves are kept, and so is any other key
+  (``grad_norm_sum`` becomes ``grad_norm`` over ``steps``).
+  """
+  result = {}
+  for key, value in sums.items():
+    if key in _MEANS:
+      mean_key, count_key = _MEANS[key]
+      if sums[count_key] > 0:
+        result[mean_key] = float(value) / float(sums[count_key])
+    elif key.endswith("_sum"):
+      result[key[:-len("_sum")]] = float(value) / max(float(sums["steps"]), 1.0)
+    else:
+      result[key] = float(value)
+  return result

@@ -199,9 +199,72 @@ def build_parser() -> argparse.ArgumentParser:
   subparsers = parser.add_subparsers(dest="command", required=True)
   _add_extract(subparsers)
   _add_convert(subparsers)
-  from videobert_jax.video import beam  # pylint: disable=g-import-not-at-top
-  beam.add_subcommand(subparsers)
+  add_beam_subcommand(subparsers)
   return parser
+
+
+def add_beam_subcommand(subparsers) -> None:
+  """Registers ``beam`` on the video command line."""
+  parser = subparsers.add_parser(
+      "beam", help="the extraction as an Apache Beam pipeline (many machines)",
+      description="Same inputs, outputs and rules as `extract`, as a Beam pipeline. "
+                  "Flags not listed here are Beam pipeline options, e.g. --runner "
+                  "DirectRunner (default) --direct_num_workers 1.")
+  add_corpus_arguments(parser)
+  add_clip_arguments(parser)
+  parser.set_defaults(func=run_beam)
+
+
+def run_beam(args: argparse.Namespace) -> int:
+  """Runs the pipeline from parsed flags; prints the summary; exit code."""
+  import json  # pylint: disable=g-import-not-at-top
+  from videobert_jax.corpus.reader import CorpusError  # pylint: disable=g-import-not-at-top
+  from videobert_jax.video import beam as beam_lib  # pylint: disable=g-import-not-at-top
+  from videobert_jax.video import decode, weights  # pylint: disable=g-import-not-at-top
+  if not args.weights and not args.random_init:
+    print(f"error: {weights.RANDOM_INIT_REFUSAL}", file=sys.stderr)
+    return 1
+  try:
+    spec = make_clip_spec(args)
+    paths = [os.path.abspath(p) for p in decode.list_videos(args.videos)]
+    if not paths:
+      raise ValueError(f"{args.videos}: no video found")
+    if args.weights and not os.path.isfile(args.weights):
+      raise ValueError(f"{args.weights}: weights file not found")
+    if args.asr and not os.path.isdir(args.asr):
+      raise ValueError(f"{args.asr}: --asr folder does not exist")
+    os.makedirs(args.out, exist_ok=True)
+  except (ValueError, OSError, CorpusError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
+  job = beam_lib.BeamJob(
+      out_dir=os.path.abspath(args.out),
+      weights=os.path.abspath(args.weights) if args.weights else None,
+      random_init=args.random_init, seed=args.seed, batch_size=args.batch_size,
+      dtype=args.dtype, feature_dtype=args.feature_dtype,
+      asr_dir=os.path.abspath(args.asr) if args.asr else None, asr_mode=args.asr_mode,
+      language=args.language, fps=spec.fps, frames_per_clip=spec.frames_per_clip,
+      min_last_clip_frames=spec.min_last_clip_frames, size=spec.size)
+  options = PipelineOptions(args.beam_options or ["--runner", "DirectRunner"])
+  try:
+    with beam.Pipeline(options=options) as pipeline:
+      beam_lib.build_pipeline(pipeline, paths, job)
+  except CorpusError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  with open(os.path.join(job.out_dir, beam_lib.REPORT_NAME), encoding="utf-8") as f:
+    report = json.load(f)
+  print(f"videos listed    {report['videos_listed']}")
+  print(f"already done     {report['already_done']}")
+  print(f"extracted        {report['extracted']} ({report['clips']} clips in "
+        f"{report['seconds']:.1f} s)")
+  print(f"failed           {len(report['failed'])}")
+  for failure in report["failed"]:
+    print(f"  {failure['error']}")
+  print(f"report           {os.path.join(job.out_dir, beam_lib.REPORT_NAME)}")
+  return 1 if report["failed"] else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """seqio preprocessors of VideoBERT pretraining (tf.data, deterministic for a seed).
 
-The three tasks (``videobert_jax.tasks``) chain these steps on the TFDS examples
+The three tasks (``videobert_jax.tasks.registry``) chain these steps on the TFDS examples
 (``videobert_jax.datasets``):
 
 1. ``select_features``: visual words -> token ids (``tokens.TokenLayout``), keep
@@ -37,7 +37,7 @@ import dataclasses
 import seqio
 import tensorflow as tf
 
-from videobert_jax import objectives
+from videobert_jax import batch as batch_lib
 from videobert_jax import tokens
 
 NEGATIVE_POOL = 16  # recent videos an alignment negative is drawn from
@@ -215,11 +215,11 @@ def assemble(ex, spec: SequenceSpec, objective: int):
   cls = tf.constant([lay.cls_id], tf.int32)
   sep = tf.constant([lay.sep_id], tf.int32)
   vsep = tf.constant([lay.video_sep_id], tf.int32)
-  if objective == objectives.TEXT:
+  if objective == batch_lib.TEXT:
     text = ex["text_ids"][:t - 2]
     ids = tf.concat([cls, text, sep], 0)
     types = tf.zeros_like(ids)
-  elif objective == objectives.VIDEO:
+  elif objective == batch_lib.VIDEO:
     video = ex["video_ids"][:t - 3]
     ids = tf.concat([cls, vsep, video, sep], 0)
     types = tf.concat([[0], tf.ones([tf.size(video) + 2], tf.int32)], 0)
@@ -237,11 +237,11 @@ def assemble(ex, spec: SequenceSpec, objective: int):
          "mlm_weight": tf.cast(mlm_weight, tf.float32),
          "alignment_label": label,
          "alignment_weight": tf.constant(
-             1.0 if objective == objectives.VIDEO_TEXT else 0.0, tf.float32)}
+             1.0 if objective == batch_lib.VIDEO_TEXT else 0.0, tf.float32)}
   for key in ("video_id", "video_source_id"):
     if key in ex:
       out[key] = ex[key]
-  if objective == objectives.VIDEO_TEXT and "action_groups" in ex:
+  if objective == batch_lib.VIDEO_TEXT and "action_groups" in ex:
     # Aligned with input_ids: the text's groups after [CLS], zeros elsewhere.
     out["action_groups"] = tf.concat(
         [[0], ex["action_groups"][:tf.size(text)],
@@ -323,7 +323,7 @@ def _action_choice(groups, candidates, count, seed, spec: SequenceSpec):
 
 def for_objective(spec: SequenceSpec, objective: int) -> SequenceSpec:
   """``spec`` with the masking of ``objective``: its rate, action masking or not."""
-  if objective != objectives.VIDEO_TEXT:
+  if objective != batch_lib.VIDEO_TEXT:
     return dataclasses.replace(spec, action_mask_rate=0.0)
   if spec.video_text_mask_rate is not None:
     return dataclasses.replace(spec, mask_rate=spec.video_text_mask_rate)

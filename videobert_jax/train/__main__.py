@@ -2,11 +2,13 @@
 
 Example::
 
-  python -m videobert_jax.train --config=configs/pretrain.py:tiny --workdir=runs/tiny \\
+  python -m videobert_jax.train --config=pretrain:tiny --workdir=runs/tiny \\
       --config.data.corpus_dir=CORPUS --config.data.codebook=CODEBOOK \\
       --config.train.batch_size=8
 
-Run the same command on every host of a pod; ``--distributed`` (auto by default)
+``--config`` is a config name (``pretrain:tiny|small|base|large``) or a path to a
+config file (``my.py:arg``); ``--show_config`` prints every field and exits. Run
+the same command on every host of a pod; ``--distributed`` (auto by default)
 calls ``jax.distributed.initialize()`` first.
 """
 
@@ -18,16 +20,20 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from videobert_jax import configs
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard events and "
                     "final metrics (local or gs://). Resumes from its latest checkpoint.")
 flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
                   "Call jax.distributed.initialize() (multi-host): 'auto' does so when the "
                   "environment names a coordinator or several TPU/SLURM workers.")
+flags.DEFINE_bool("show_config", False, "Print every field of the config (with the "
+                  "overrides applied) and exit.")
 config_flags.DEFINE_config_file(
-    "config", None, "Training config, e.g. configs/pretrain.py:tiny; override fields "
-    "with --config.train.batch_size=8 and the like.", lock_config=True)
-flags.mark_flags_as_required(["config", "workdir"])
+    "config", None, "Training config: pretrain:tiny|small|base|large (installed with "
+    "the package) or FILE.py[:ARG]. Override any field with --config.train.batch_size=8 "
+    "and the like; --show_config lists them all.", lock_config=True)
 
 # Variables whose presence means several processes take part in this run.
 _MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
@@ -43,8 +49,15 @@ def multihost_environment(env=os.environ) -> bool:
 
 
 def main(argv):
-  """Initialises multi-host JAX if needed and runs ``train.train``."""
+  """Initialises multi-host JAX if needed and runs ``train.loop.train``."""
   del argv
+  if FLAGS.config is None:
+    raise app.UsageError("--config is required, e.g. --config=pretrain:tiny")
+  if FLAGS.show_config:
+    print(FLAGS.config)
+    return
+  if FLAGS.workdir is None:
+    raise app.UsageError("--workdir is required")
   if not FLAGS["verbosity"].present:
     # Orbax logs every save and restore at INFO, which buries the progress bar and
     # the summary; --verbosity=0 brings those lines back.
@@ -55,17 +68,18 @@ def main(argv):
   if FLAGS.distributed == "on" or (FLAGS.distributed == "auto" and
                                    multihost_environment()):
     jax.distributed.initialize()
-  from videobert_jax import train  # pylint: disable=g-import-not-at-top
+  from videobert_jax.train import loop  # pylint: disable=g-import-not-at-top
   try:
-    train.train(FLAGS.config, FLAGS.workdir)
+    loop.train(FLAGS.config, FLAGS.workdir)
   except (ValueError, FileNotFoundError, FloatingPointError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
 
 
-def run():
-  """Entry point (``python -m videobert_jax.train`` and ``videobert_jax.train_main``)."""
-  app.run(main)
+def run(argv=None):
+  """Entry point: config names resolved and overrides checked before absl parses."""
+  argv = list(sys.argv if argv is None else argv)
+  app.run(main, argv=configs.command_argv(argv))
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import re
 
 import numpy as np
 
-from videobert_jax.checkpoints import readers
-from videobert_jax.checkpoints.readers import CheckpointError
+from videobert_jax.pretrained import readers
+from videobert_jax.pretrained.readers import CheckpointError
 
 INIT_STDDEV = 0.02  # BERT's initializer_range
 _LAYER_NAME = re.compile(r"^bert/encoder/layer_(\d+)/")

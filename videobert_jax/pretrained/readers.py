@@ -26,6 +26,8 @@ import re
 
 import numpy as np
 
+from videobert_jax.train.checkpointing import CheckpointError  # noqa: F401 (re-exported)
+
 TF_FORMAT = "tf"
 HF_FORMAT = "hf"
 NPZ_FORMAT = "npz"
@@ -42,15 +44,6 @@ CONFIG_NAMES = ("bert_config.json", "config.json")
 # TF variables that are training state, not weights.
 _TF_SKIP_SUFFIXES = ("/adam_m", "/adam_v", "/Adam", "/Adam_1")
 _TF_SKIP_NAMES = ("global_step", "beta1_power", "beta2_power")
-
-
-class CheckpointError(ValueError):
-  """A problem with a checkpoint file; ``str()`` is one readable line naming it."""
-
-  def __init__(self, path: str, message: str):
-    self.path = path
-    self.message = message
-    super().__init__(f"{path}: {message}")
 
 
 @dataclasses.dataclass

@@ -85,7 +85,7 @@ from typing import Any
 import numpy as np
 
 from videobert_jax import fileio
-from videobert_jax.corpus import world as world_lib
+from videobert_jax.synthetic import world as world_lib
 
 CLIP_SECONDS = 1.5
 ANNOTATIONS_NAME = "youcookii_annotations_trainval.json"
@@ -349,7 +349,7 @@ def synthesize(out_dir: str | os.PathLike, num_videos: int = 200,
       "eval_validation_videos": num_validation, "eval_segments": num_segments,
   }
   description = {
-      "generator": "videobert_jax.corpus.synthesize", "seed": seed,
+      "generator": "videobert_jax.synthetic.synthesize", "seed": seed,
       "feature_dim": feature_dim, "dtype": dtype, "clip_seconds": CLIP_SECONDS,
       "paths": {"corpus": "corpus", "annotations": f"youcook/{ANNOTATIONS_NAME}",
                 "eval_features": "youcook/features", "latents": "latents.jsonl"},

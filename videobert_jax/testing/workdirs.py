@@ -18,7 +18,7 @@ from videobert_jax import fileio
 def synthetic_world(out_dir: str, num_videos: int = 4, num_eval_videos: int = 12,
                     feature_dim: int = 32, seed: int = 0) -> dict:
   """The bundled synthetic world (small); returns ``synthesize``'s summary."""
-  from videobert_jax.corpus import synthesize  # pylint: disable=g-import-not-at-top
+  from videobert_jax.synthetic import synthesize  # pylint: disable=g-import-not-at-top
   return synthesize.synthesize(out_dir, num_videos=num_videos,
                                num_eval_videos=num_eval_videos,
                                feature_dim=feature_dim, seed=seed, progress=False)
@@ -37,7 +37,7 @@ def fit_codebook(features_dir: str, path: str, levels: int = 2, clusters: int = 
 
 def tiny_config(codebook_path: str, num_visual_words: int):
   """``configs/pretrain.py:tiny`` pointed at a codebook, small batch."""
-  from configs import pretrain  # pylint: disable=g-import-not-at-top
+  from videobert_jax.configs import pretrain  # pylint: disable=g-import-not-at-top
   config = pretrain.get_config("tiny")
   config.data.codebook = codebook_path
   config.model.num_visual_words = num_visual_words
@@ -48,8 +48,8 @@ def tiny_config(codebook_path: str, num_visual_words: int):
 def untrained_workdir(workdir: str, config, step: int = 0, seed: int = 0) -> str:
   """Writes ``config.json`` and a checkpoint of randomly initialised parameters."""
   import jax  # pylint: disable=g-import-not-at-top
-  from videobert_jax import checkpointing  # pylint: disable=g-import-not-at-top
-  from videobert_jax import train  # pylint: disable=g-import-not-at-top
+  from videobert_jax.train import checkpointing  # pylint: disable=g-import-not-at-top
+  from videobert_jax.train import state as train  # pylint: disable=g-import-not-at-top
   config, centroids = train.resolve_model_config(config)
   fileio.write_text(os.path.join(workdir, "config.json"),
                     config.to_json_best_effort(indent=2) + "\n")

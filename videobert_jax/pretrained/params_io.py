@@ -1,6 +1,6 @@
 """Saves and loads a converted parameter tree as one ``.npz`` (flat ``a/b/c`` keys).
 
-``python -m videobert_jax.checkpoints convert`` writes it once (with the codebook's
+``python -m videobert_jax.pretrained convert`` writes it once (with the codebook's
 centroids already in the embedding table); training then starts from it with
 ``--config.init.checkpoint=DIR/params.npz`` without re-reading TF or torch formats.
 """
@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from videobert_jax import fileio
-from videobert_jax.checkpoints.readers import CheckpointError
+from videobert_jax.pretrained.readers import CheckpointError
 
 SEPARATOR = "/"
 

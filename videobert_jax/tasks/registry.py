@@ -9,7 +9,7 @@
 Nothing is registered at import time: ``register(data_config, layout)`` adds (or
 replaces, so calling it again is harmless) the tasks and the mixture for a data
 config, reading the TFDS datasets from ``data_config.tfds_data_dir``. Build them
-first (``videobert_jax.input_pipeline.ensure_datasets`` or ``tfds build``).
+first (``videobert_jax.tasks.pipeline.ensure_datasets`` or ``tfds build``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import seqio
 import tensorflow as tf
 
-from videobert_jax import objectives
-from videobert_jax import preprocessors
+from videobert_jax import batch as batch_lib
+from videobert_jax.tasks import preprocessors
 from videobert_jax import tokens
 from videobert_jax.datasets import corpus_builder
 
@@ -31,9 +31,9 @@ VIDEO_TEXT_TASK = "videobert_video_text"
 MIXTURE = "videobert_pretrain"
 # objective name (config.data.mixture_rates keys) -> (task, TFDS dataset, objective id)
 TASKS = {
-    "text": (TEXT_TASK, "videobert_text", objectives.TEXT),
-    "video": (VIDEO_TASK, "videobert_video", objectives.VIDEO),
-    "video_text": (VIDEO_TEXT_TASK, "videobert_video_text", objectives.VIDEO_TEXT),
+    "text": (TEXT_TASK, "videobert_text", batch_lib.TEXT),
+    "video": (VIDEO_TASK, "videobert_video", batch_lib.VIDEO),
+    "video_text": (VIDEO_TEXT_TASK, "videobert_video_text", batch_lib.VIDEO_TEXT),
 }
 # Examples shuffled after preprocessing (TFDS already stores examples in a hashed
 # order and shuffles files). The buffer fills before the first batch, so a larger
@@ -115,9 +115,9 @@ def task_preprocessors(objective: int, spec: preprocessors.SequenceSpec) -> list
   p = preprocessors
   steps = [functools.partial(p.select_features, spec=spec),
            functools.partial(p.concat_neighbours, spec=spec)]
-  if objective != objectives.TEXT:
+  if objective != batch_lib.TEXT:
     steps.append(functools.partial(p.subsample_video, spec=spec))
-  if objective == objectives.VIDEO_TEXT:
+  if objective == batch_lib.VIDEO_TEXT:
     steps.append(functools.partial(p.alignment_negatives, spec=spec))
   steps += [functools.partial(p.assemble, spec=spec, objective=objective),
             functools.partial(p.mask_tokens, spec=p.for_objective(spec, objective))]

@@ -3,7 +3,7 @@
 ``pretrain_batches(config, batch_size=...)`` builds the three TFDS datasets under
 ``config.data.tfds_data_dir`` from ``config.data.corpus_dir`` and
 ``config.data.codebook`` when they are missing (reusing them otherwise), registers
-the seqio tasks and mixture (``videobert_jax.tasks``), and yields batches with
+the seqio tasks and mixture (``videobert_jax.tasks.registry``), and yields batches with
 exactly the fields of ``videobert_jax.batch``.
 
 A dataset already built from other inputs (another corpus, codebook, vocabulary
@@ -122,7 +122,7 @@ def _builder(data_config, kind: str):
 
 def token_layout(config, metadata: dict) -> tuple[tokens.TokenLayout, int]:
   """The token layout and first ordinary WordPiece id, checked against ``config.model``."""
-  from videobert_jax import tasks  # pylint: disable=import-outside-toplevel
+  from videobert_jax.tasks import registry as tasks  # pylint: disable=import-outside-toplevel
   from videobert_jax.text import wordpiece  # pylint: disable=import-outside-toplevel
   vocab_path = _get(config.data, "vocab_path")
   text_vocab_size = wordpiece.vocab_size(vocab_path)
@@ -159,8 +159,8 @@ def pretrain_dataset(config, *, split: str = "train", seed: int | None = None,
   """The unbatched tf.data mixture of model examples (padded to T and P)."""
   import seqio  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from videobert_jax import preprocessors  # pylint: disable=import-outside-toplevel
-  from videobert_jax import tasks  # pylint: disable=import-outside-toplevel
+  from videobert_jax.tasks import preprocessors  # pylint: disable=import-outside-toplevel
+  from videobert_jax.tasks import registry as tasks  # pylint: disable=import-outside-toplevel
   if split not in SPLITS:
     raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
   data = config.data

@@ -2,9 +2,10 @@
 
 ``videobert_jax.train`` writes ``WORKDIR/config.json`` (the resolved config) and
 Orbax checkpoints under ``WORKDIR/checkpoints/<step>`` (items ``state`` and
-``meta``, see ``videobert_jax.checkpointing``). Evaluation rebuilds the trainer's
-``Setup`` from that config, so parameters are restored straight into the same
-shardings on the same kind of mesh, at the newest or a chosen step.
+``meta``, see ``videobert_jax.train.checkpointing``). Evaluation builds the model's
+``ModelSetup`` (no optimizer) from that config and restores the parameters alone
+(an Orbax partial restore, the Adam moments are never read) straight into their
+shardings, at the newest or a chosen step.
 
 The *initial* parameters are the model before video pretraining, i.e. the text
 checkpoint of ``config.init.checkpoint`` (BERT / MiniLM) with the visual rows
@@ -23,8 +24,7 @@ from typing import Any
 import numpy as np
 
 
-class CheckpointError(ValueError):
-  """A workdir without a usable config or checkpoint; ``str()`` names the path."""
+from videobert_jax.train.checkpointing import CheckpointError
 
 
 @dataclasses.dataclass
@@ -33,7 +33,7 @@ class Run:
 
   workdir: str
   config: Any  # ml_collections.ConfigDict, as trained (codebook overridable)
-  setup: Any  # videobert_jax.train.Setup: model, layout, mesh, shardings
+  setup: Any  # videobert_jax.train.state.ModelSetup: model, layout, mesh, shardings
   params: Any  # the restored parameters (sharded jax arrays)
   step: int  # the checkpoint's step
 
@@ -60,11 +60,10 @@ class Run:
       from videobert_jax.quantize import codebook as codebook_lib  # pylint: disable=g-import-not-at-top
       centroids = np.asarray(codebook_lib.load_codebook(self.config.data.codebook).leaves)
     try:
-      state = self.setup.init_state(jax.random.key(self.config.train.seed), centroids)
+      return self.setup.init_params(jax.random.key(self.config.train.seed), centroids)
     except (OSError, ValueError) as e:
       raise CheckpointError(f"{self.config.init.checkpoint}: cannot rebuild the initial "
                             f"(pre-video) model: {e}") from None
-    return state.params
 
 
 def load_config(workdir: str | os.PathLike):
@@ -88,15 +87,6 @@ def load_config(workdir: str | os.PathLike):
   return ml_collections.ConfigDict(raw)
 
 
-def checkpoint_steps(workdir: str | os.PathLike) -> list[int]:
-  """Steps with a finished checkpoint under ``WORKDIR/checkpoints``, ascending."""
-  folder = os.path.join(os.fspath(workdir), "checkpoints")
-  if not os.path.isdir(folder):
-    return []
-  return sorted(int(name) for name in os.listdir(folder)
-                if name.isdigit() and os.path.isdir(os.path.join(folder, name)))
-
-
 def load_run(workdir: str | os.PathLike, step: int | None = None,
              codebook: str | None = None, devices=None) -> Run:
   """Restores the parameters of ``workdir`` at ``step`` (default: the newest).
@@ -111,33 +101,30 @@ def load_run(workdir: str | os.PathLike, step: int | None = None,
   Raises:
     CheckpointError: no config, no checkpoint, or no checkpoint at ``step``.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  from videobert_jax import train  # pylint: disable=g-import-not-at-top
-  workdir = os.path.abspath(os.fspath(workdir))
+  from videobert_jax.train import checkpointing  # pylint: disable=g-import-not-at-top
+  from videobert_jax.train import state as state_lib  # pylint: disable=g-import-not-at-top
+  workdir = os.fspath(workdir)
+  if "://" not in workdir:
+    workdir = os.path.abspath(workdir)
   config = load_config(workdir)
   if codebook is not None:
     config.data.codebook = os.fspath(codebook)
-  steps = checkpoint_steps(workdir)
-  folder = os.path.join(workdir, "checkpoints")
-  if not steps:
-    raise CheckpointError(f"{folder}: no checkpoint; train first "
-                          "(python -m videobert_jax.train ...)")
-  step = steps[-1] if step is None else int(step)
-  if step not in steps:
-    raise CheckpointError(f"{folder}: no checkpoint at step {step}; have {steps}")
-  setup = train.Setup(config, _mesh_devices(config, devices))
-  target = jax.tree.map(
-      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-      setup.abstract_state, setup.state_shardings)
-  manager = ocp.CheckpointManager(folder)
+  folder = checkpointing.checkpoint_dir(workdir)
+  if not os.path.isdir(folder) and "://" not in folder:
+    raise CheckpointError(folder, "no checkpoint; train first (python -m videobert_jax.train ...)")
+  ckpt = checkpointing.Checkpointer(workdir, create=False, asynchronous=False)
   try:
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target)))
+    steps = ckpt.all_steps()
+    if not steps:
+      raise CheckpointError(folder, "no checkpoint; train first (python -m videobert_jax.train ...)")
+    step = steps[-1] if step is None else int(step)
+    if step not in steps:
+      raise CheckpointError(folder, f"no checkpoint at step {step}; have {steps}")
+    setup = state_lib.ModelSetup(config, _mesh_devices(config, devices))
+    params = ckpt.restore_params(step, setup.abstract_params, setup.param_shardings)
   finally:
-    manager.close()
-  return Run(workdir=workdir, config=config, setup=setup,
-             params=restored["state"].params, step=step)
+    ckpt.close()
+  return Run(workdir=workdir, config=config, setup=setup, params=params, step=step)
 
 
 def _mesh_devices(config, devices):

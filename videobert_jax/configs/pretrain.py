@@ -1,0 +1,109 @@
+"""VideoBERT pretraining configs: ``get_config("tiny" | "small" | "base" | "large")``.
+
+Use as ``--config=configs/pretrain.py:large`` and override any field on the command
+line, e.g. ``--config.train.batch_size=8``. ``large`` holds the paper's settings
+(BERT-large, Adam, lr 1e-5 with linear decay, batch 128, 500K steps); the smaller
+sizes exist to run the same code on a CPU (tiny), on the MiniLM checkpoint (small)
+or as a mid-size benchmark (base).
+
+Visual-word embeddings start from the codebook's leaf centroids: as they are
+when the feature size equals hidden_size (S3D 1024 = large), otherwise projected by
+PCA to hidden_size and rescaled to a BERT embedding row's norm
+(``videobert_jax.models.visual_init``).
+"""
+
+import ml_collections
+
+# name -> (layers, hidden, heads, mlp)
+SIZES = {
+    "tiny": (2, 128, 2, 512),  # trains in minutes on 2 CPU cores
+    "small": (6, 384, 12, 1536),  # the all-MiniLM-L6-v2 checkpoint's shape
+    "base": (12, 768, 12, 3072),  # BERT-base
+    "large": (24, 1024, 16, 4096),  # BERT-large, as in the paper
+}
+
+
+def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
+  """Returns the pretraining config for size ``arg``."""
+  if arg not in SIZES:
+    raise ValueError(f"unknown size {arg!r}; choose one of {sorted(SIZES)}")
+  num_layers, hidden, heads, mlp = SIZES[arg]
+  tiny = arg == "tiny"
+  config = ml_collections.ConfigDict()
+  config.size = arg  # which named size this is (for logs)
+
+  config.model = model = ml_collections.ConfigDict()
+  model.num_layers = num_layers  # transformer layers
+  model.hidden_size = hidden  # H
+  model.num_heads = heads  # attention heads; H must divide by it
+  model.mlp_dim = mlp  # feed-forward width
+  model.max_len = 512  # rows of the position table (BERT: 512)
+  model.dropout_rate = 0.1  # hidden dropout, as BERT
+  # 0.0 keeps attention on jax.nn.dot_product_attention's fused path; BERT used
+  # 0.1, which takes an explicit softmax-dropout path.
+  model.attention_dropout_rate = 0.0
+  model.attention_implementation = None  # None (auto) | "xla" | "cudnn"
+  model.dtype = "float32" if tiny else "bfloat16"  # compute dtype of matmuls
+  model.param_dtype = "float32"  # parameters and optimizer state
+  model.remat = arg == "large"  # recompute each layer in backprop (saves memory)
+  # Freeze word, position and token-type embeddings, as the paper (the word table
+  # is tied to the masked-token output projection, which is then frozen too; the
+  # head's own output bias and the embedding LayerNorm still train). tiny trains
+  # from scratch, where frozen random tables would cap what it can learn.
+  model.freeze_embeddings = not tiny
+  model.text_vocab_size = 30522  # BERT uncased WordPieces
+  model.num_visual_words = ml_collections.config_dict.placeholder(int)  # None: codebook
+
+  config.data = data = ml_collections.ConfigDict()
+  data.corpus_dir = ml_collections.config_dict.placeholder(str)  # corpus folder
+  data.codebook = ml_collections.config_dict.placeholder(str)  # fitted codebook path
+  data.tfds_data_dir = ml_collections.config_dict.placeholder(str)  # TFDS build dir
+  data.vocab_path = ml_collections.config_dict.placeholder(str)  # None: bundled vocab
+  data.eval_video_ids = ml_collections.config_dict.placeholder(str)  # None: YouCook II
+  data.max_seq_len = 64 if tiny else 128  # T: tokens per example
+  data.max_text_tokens = 24 if tiny else 48  # WordPieces kept per sentence pair
+  data.max_video_tokens = 24 if tiny else 48  # visual words kept per clip span
+  data.max_predictions = 10 if tiny else 20  # P: masked positions per example
+  data.mask_rate = 0.15  # BERT's masking rate
+  data.video_text_mask_rate = ml_collections.config_dict.placeholder(float)  # None: mask_rate
+  # Share of video-text examples (with verb-object pairs) masking just those pairs.
+  # On the bundled world (tiny, 2,000 steps) 1.0 reads actions off the video; 0.5
+  # and plain random masking learn the text prior only (README, "What make demo does").
+  data.action_mask_rate = 1.0  # video-text examples masking their verb-object pairs
+  data.concat_rate = 0.5  # chance of appending the next sentence (and its clips)
+  data.max_subsample = 5  # keep every r-th visual word, r drawn from 1..this
+  data.min_video_tokens = 4  # subsampling leaves at least this many visual words
+  data.negative_rate = 0.5  # share of video-text pairs given another video
+  data.mlm_on_negatives = False  # masked-token loss on negative pairs too
+  data.mixture_rates = ml_collections.ConfigDict(
+      {"text": 1.0, "video": 1.0, "video_text": 1.0})  # sampling rate per objective
+  data.seed = 0  # shuffling and masking
+
+  config.train = train = ml_collections.ConfigDict()
+  train.batch_size = {"tiny": 32, "small": 64, "base": 128, "large": 128}[arg]  # global
+  train.learning_rate = 1e-3 if tiny else (1e-4 if arg in ("small", "base") else 1e-5)
+  train.num_steps = {"tiny": 2000, "small": 50_000, "base": 200_000, "large": 500_000}[arg]
+  train.warmup_steps = 30 if tiny else 0  # linear warm-up (the paper: none)
+  train.grad_clip_norm = 1.0  # global-norm clipping, as BERT's optimizer; 0 = off
+  train.adam_b1 = 0.9  # Adam beta1
+  train.adam_b2 = 0.999  # Adam beta2
+  train.adam_eps = 1e-6  # Adam epsilon, as BERT
+  train.objective_weights = ml_collections.ConfigDict(
+      {"text": 1.0, "video": 1.0, "video_text": 1.0, "alignment": 1.0})  # loss weights
+  train.log_every = 10 if tiny else 100  # steps between metric writes
+  train.checkpoint_every = 500 if tiny else 5000  # steps between checkpoints
+  train.keep_checkpoints = 3  # newest checkpoints kept
+  train.eval_every = 500 if tiny else 5000  # steps between evaluations; 0 = off
+  train.eval_steps = 5 if tiny else 50  # validation batches per evaluation
+  train.seed = 0  # parameter init and dropout
+  train.data_resume = "skip"  # on resume: "skip" consumed batches or "reseed"
+  train.peak_tflops = ml_collections.config_dict.placeholder(float)  # None: measure
+
+  config.mesh = mesh = ml_collections.ConfigDict()
+  mesh.data = -1  # data-parallel size; -1 = all devices left after model
+  mesh.model = 1  # tensor-parallel size (vocab, mlp, heads)
+
+  config.init = init = ml_collections.ConfigDict()
+  init.checkpoint = ml_collections.config_dict.placeholder(str)  # TF ckpt / .safetensors
+  init.format = "auto"  # "auto" | "tf" | "safetensors"
+  return config
