@@ -78,6 +78,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
   data.mixture_rates = ml_collections.ConfigDict(
       {"text": 1.0, "video": 1.0, "video_text": 1.0})  # sampling rate per objective
   data.seed = 0  # shuffling and masking
+  data.shuffle_buffer_size = 1_000  # examples shuffled after preprocessing (fills before step 1)
 
   config.train = train = ml_collections.ConfigDict()
   train.batch_size = {"tiny": 32, "small": 64, "base": 128, "large": 128}[arg]  # global
@@ -98,6 +99,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
   train.seed = 0  # parameter init and dropout
   train.data_resume = "skip"  # on resume: "skip" consumed batches or "reseed"
   train.peak_tflops = ml_collections.config_dict.placeholder(float)  # None: measure
+  train.allow_config_change = False  # resume a workdir trained with other model/data fields
 
   config.mesh = mesh = ml_collections.ConfigDict()
   mesh.data = -1  # data-parallel size; -1 = all devices left after model
