@@ -11,6 +11,7 @@ import pytest
 
 from videobert_jax.corpus import reader
 from videobert_jax.synthetic import synthesize
+from videobert_jax.testing import files
 from videobert_jax.corpus import validate
 from videobert_jax.synthetic import world as world_lib
 from videobert_jax.text import dedup
@@ -36,17 +37,6 @@ def eval_world(tmp_path_factory):
                                seed=3, progress=False)
 
 
-def _files(root):
-  """Relative path -> bytes of every file under ``root``."""
-  found = {}
-  for folder, _, names in os.walk(root):
-    for name in names:
-      path = os.path.join(folder, name)
-      with open(path, "rb") as f:
-        found[os.path.relpath(path, root)] = f.read()
-  return found
-
-
 def _latents(summary):
   with open(summary["latents"], encoding="utf-8") as f:
     return {r["video_id"]: r for r in map(json.loads, f)}
@@ -59,17 +49,17 @@ def _database(summary):
 
 def test_same_arguments_write_same_bytes(tmp_path, small_world):
   again = synthesize.synthesize(tmp_path / "again", **SMALL)
-  first, second = _files(small_world["out_dir"]), _files(again["out_dir"])
+  first, second = files.file_bytes(small_world["out_dir"]), files.file_bytes(again["out_dir"])
   assert first.keys() == second.keys()
   assert all(first[k] == second[k] for k in first), "same seed, different bytes"
   assert not any(".tmp" in k for k in first), "a temporary file was left behind"
   other = synthesize.synthesize(tmp_path / "seed1", **{**SMALL, "seed": 1})
-  assert _files(other["out_dir"])["world.json"] != first["world.json"]
+  assert files.file_bytes(other["out_dir"])["world.json"] != first["world.json"]
 
 
 def test_speech_and_latents_do_not_depend_on_feature_dim(tmp_path, small_world):
   wide = synthesize.synthesize(tmp_path / "wide", **{**SMALL, "feature_dim": 48})
-  narrow_files, wide_files = _files(small_world["out_dir"]), _files(wide["out_dir"])
+  narrow_files, wide_files = files.file_bytes(small_world["out_dir"]), files.file_bytes(wide["out_dir"])
   for name in narrow_files:
     if name.startswith(os.path.join("corpus", "asr")) or name == "latents.jsonl":
       assert narrow_files[name] == wide_files[name], name

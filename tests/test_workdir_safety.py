@@ -6,42 +6,32 @@ import os
 import pytest
 
 from test_train import random_batches, tiny_config  # pylint: disable=import-error
+from videobert_jax.testing import files
 from videobert_jax.train import loop as train_lib
 from videobert_jax.train import workdir as workdir_lib
-
-
-def _snapshot(folder):
-  """path -> bytes of every file under ``folder``."""
-  files = {}
-  for root, _, names in os.walk(folder):
-    for name in names:
-      path = os.path.join(root, name)
-      with open(path, "rb") as f:
-        files[os.path.relpath(path, folder)] = f.read()
-  return files
 
 
 def test_rerun_of_a_finished_run_changes_nothing(tmp_path, capsys):
   config = tiny_config()
   first = train_lib.train(config, str(tmp_path), batch_source=random_batches)
-  before = _snapshot(tmp_path)
+  before = files.file_bytes(tmp_path)
   again = train_lib.train(config, str(tmp_path), batch_source=random_batches)
   assert again == json.loads(json.dumps(first))
-  assert _snapshot(tmp_path) == before
+  assert files.file_bytes(tmp_path) == before
   out = capsys.readouterr().out
   assert "nothing to do" in out and "train loss n/a" not in out
 
 
 def test_a_different_model_is_refused_before_anything_is_written(tmp_path):
   train_lib.train(tiny_config(), str(tmp_path), batch_source=random_batches)
-  before = _snapshot(tmp_path)
+  before = files.file_bytes(tmp_path)
   bigger = tiny_config()
   bigger.model.hidden_size = 64
   bigger.train.num_steps = 12
   with pytest.raises(workdir_lib.ConfigMismatchError,
                      match=r"model.hidden_size=128 in the workdir, 64 in the config"):
     train_lib.train(bigger, str(tmp_path), batch_source=random_batches)
-  assert _snapshot(tmp_path) == before
+  assert files.file_bytes(tmp_path) == before
 
 
 def test_paths_in_config_json_are_absolute(tmp_path, monkeypatch):

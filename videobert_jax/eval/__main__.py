@@ -56,6 +56,10 @@ flags.DEFINE_string("frames", None, "Optional FRAMES_DIR/<video_id>/<clip>.jpg f
 flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
 flags.DEFINE_bool("skip_missing", False, "Skip videos without a feature file (listed "
                   "in the results) instead of failing.")
+if __name__ == "__main__":
+  # A config flag with a default applies the command line's overrides as soon as it
+  # is defined, so names are resolved and overrides checked before that.
+  sys.argv = configs.command_argv(sys.argv, "captioner", default="captioner")
 config_flags.DEFINE_config_file(
     "captioner", configs.config_path("captioner"),
     "Captioner config: 'captioner' (installed with the package) or FILE.py; override "
@@ -139,11 +143,5 @@ def main(argv):
   print(_summary(results))
 
 
-def run(argv=None):
-  """Entry point: a captioner config name resolved, overrides checked, then absl."""
-  argv = list(sys.argv if argv is None else argv)
-  app.run(main, argv=configs.command_argv(argv, "captioner", default="captioner"))
-
-
 if __name__ == "__main__":
-  run()
+  app.run(main)
