@@ -24,9 +24,14 @@ import sys
 import tempfile
 
 # absl's pre-initialisation notice and INFO lines ("I" + month and day).
+# The second line of its CPU-feature notice; the CUDA probe's error on a machine
+# without a GPU (TensorFlow's wheel always probes, JAX never needs it to).
 TF_STARTUP = re.compile(
     r"^(I\d{4} .*|WARNING: All log messages before absl::InitializeLog\(\) is called "
-    r"are written to STDERR)$")
+    r"are written to STDERR"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate "
+    r"compiler flags\."
+    r"|E\d{4} .*failed call to cuInit: .*)$")
 PTB_TOKENIZER_SPEED = re.compile(
     r"^PTBTokenizer tokenized \d+ tokens at [\d.]+ tokens per second\.$")
 
@@ -54,11 +59,19 @@ def filtered_stderr(drop: re.Pattern):
 
 
 def import_tensorflow():
-  """Imports and returns ``tensorflow`` without its C++ INFO start-up lines."""
+  """Imports and returns ``tensorflow`` without its C++ start-up lines.
+
+  TensorFlow only feeds the input pipeline here, so it is kept off every GPU
+  (as the Flax examples do): JAX owns the accelerators, and TensorFlow would
+  otherwise reserve their memory. Hiding them initialises TensorFlow's devices
+  inside the filter, which is where its CUDA probe reports "failed call to
+  cuInit" on a machine without a GPU.
+  """
   if "tensorflow" in sys.modules:
     return sys.modules["tensorflow"]
   with filtered_stderr(TF_STARTUP):
     import tensorflow  # pylint: disable=import-outside-toplevel
+    tensorflow.config.set_visible_devices([], "GPU")
   return tensorflow
 
 
@@ -93,3 +106,27 @@ def tfds_build_messages_to_log():
     for line in buffer.getvalue().splitlines():
       if line.strip():
         logging.info("tfds: %s", line.strip())
+
+
+def log_to_file(path: str | os.PathLike) -> str | None:
+  """Sends absl's log (Orbax's and TFDS's INFO lines) to ``path``, warnings still to stderr.
+
+  A command calls this once its flags are parsed. ``--logtostderr`` or
+  ``--alsologtostderr`` keep everything on the terminal as absl normally does;
+  ``--stderrthreshold`` still chooses what also reaches it (default: warnings).
+  Returns the log's path, or None when the user asked for the terminal.
+  """
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  flag_values = flags.FLAGS
+  if flag_values["logtostderr"].value or flag_values["alsologtostderr"].value:
+    return None
+  path = os.path.abspath(os.fspath(path))
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  stream = open(path, "a", encoding="utf-8")  # pylint: disable=consider-using-with
+  absl_logging.get_absl_handler().python_handler.setStream(stream)
+  if not flag_values["stderrthreshold"].present:
+    flag_values.stderrthreshold = "warning"
+  if not flag_values["verbosity"].present:
+    absl_logging.set_verbosity(absl_logging.INFO)
+  return path

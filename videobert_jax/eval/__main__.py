@@ -15,6 +15,7 @@ Examples::
 Results: ``WORKDIR/eval/<task>.json`` (and ``.html`` pages for generation).
 """
 
+import os
 import sys
 
 from absl import app
@@ -131,6 +132,11 @@ def main(argv):
   """Runs one evaluation task and prints its summary; exit 1 on bad input."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
+  if FLAGS.workdir:
+    # Orbax's restore and TFDS report at INFO: kept beside the results, off the terminal.
+    quiet.log_to_file(os.path.join(FLAGS.workdir, "eval", "eval.log"))
+  quiet.import_tensorflow()  # the feature readers use it; minus its start-up lines
   from videobert_jax.corpus.reader import CorpusError  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval.caption_metrics import MetricsUnavailableError  # pylint: disable=g-import-not-at-top
   try:

@@ -1,0 +1,110 @@
+"""What a user sees when things are not as planned: quiet output, builds that recover."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from videobert_jax import configs
+from videobert_jax.tasks import pipeline
+from videobert_jax.testing import workdirs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _python(*args, cwd=None):
+  """Runs ``python ARGS`` as a user would (one CPU device) and returns the result."""
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                        cwd=cwd or ROOT, env=env, timeout=300, check=False)
+
+
+def test_tensorflow_and_jax_start_without_cuda_or_info_lines_on_a_cpu_machine():
+  result = _python("-c", "from videobert_jax import quiet; tf = quiet.import_tensorflow(); "
+                   "tf.constant(1); import jax; jax.devices(); print('ok')")
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == "ok"
+  assert "cuInit" not in result.stderr
+  assert not [line for line in result.stderr.splitlines() if line.startswith(("I0000", "E0000"))]
+
+
+def test_eval_keeps_orbax_info_lines_in_its_log_file(tmp_path):
+  world = workdirs.synthetic_world(str(tmp_path / "world"), num_videos=2, num_eval_videos=4)
+  codebook = str(tmp_path / "codebook.npz")
+  book = workdirs.fit_codebook(world["eval_features_dir"], codebook)
+  workdir = workdirs.untrained_workdir(str(tmp_path / "run"),
+                                       workdirs.tiny_config(codebook, book.num_words))
+  result = _python("-m", "videobert_jax.eval", "--task=zeroshot", f"--workdir={workdir}",
+                   f"--youcook={world['annotations']}",
+                   f"--features={world['eval_features_dir']}", cwd=str(tmp_path))
+  assert result.returncode == 0, result.stderr
+  assert "verb top-1" in result.stdout
+  chatter = [line for line in result.stderr.splitlines()
+             if "checkpoint" in line.lower() or line.startswith(("I1", "I0", "E0"))]
+  assert not chatter, chatter
+  with open(os.path.join(workdir, "eval", "eval.log"), encoding="utf-8") as f:
+    assert "checkpoint" in f.read().lower()  # Orbax's restore lines, kept for debugging
+
+
+def test_on_demand_build_says_what_it_builds_and_clears_a_killed_build(tmp_path, capsys):
+  world = workdirs.synthetic_world(str(tmp_path / "world"), num_videos=3, num_eval_videos=2)
+  data = configs.load("pretrain:tiny").data
+  data.corpus_dir = world["corpus_dir"]
+  data.tfds_data_dir = str(tmp_path / "tfds")
+  # What kill -9 during a TFDS build leaves behind: a half-written version folder.
+  leftover = tmp_path / "tfds" / "videobert_text" / "incomplete.AB12CD_1.1.0"
+  leftover.mkdir(parents=True)
+  (leftover / "videobert_text-train.tfrecord-00000-of-00001").write_bytes(b"half")
+  meta = pipeline.ensure_datasets(data, kinds=("text",))
+  assert meta["text"]["corpus_dir"]
+  assert not leftover.exists()
+  err = capsys.readouterr().err
+  assert "building dataset videobert_text" in err and "built videobert_text:" in err
+  assert "train" in err.split("built videobert_text:")[1]
+  # A second call finds it built and says nothing.
+  pipeline.ensure_datasets(data, kinds=("text",))
+  assert "building" not in capsys.readouterr().err
+
+
+def _train_command(world, codebook, workdir, tfds_dir):
+  """The README's step 4 on a small world: 40 steps, a checkpoint every 10."""
+  return ["-m", "videobert_jax.train", "--config=pretrain:tiny", f"--workdir={workdir}",
+          f"--config.data.corpus_dir={world['corpus_dir']}",
+          f"--config.data.codebook={codebook}", f"--config.data.tfds_data_dir={tfds_dir}",
+          "--config.train.num_steps=40", "--config.train.checkpoint_every=10",
+          "--config.train.eval_every=40", "--config.train.batch_size=8"]
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_resumes_at_the_checkpoint_with_the_same_final_metrics(tmp_path):
+  world = workdirs.synthetic_world(str(tmp_path / "world"), num_videos=12, num_eval_videos=2)
+  codebook = str(tmp_path / "codebook.npz")
+  workdirs.fit_codebook(os.path.join(world["corpus_dir"], "features"), codebook)
+  tfds_dir = str(tmp_path / "tfds")
+  straight = _python(*_train_command(world, codebook, tmp_path / "straight", tfds_dir))
+  assert straight.returncode == 0, straight.stderr
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  workdir = tmp_path / "killed"
+  process = subprocess.Popen(  # pylint: disable=consider-using-with
+      [sys.executable, *_train_command(world, codebook, workdir, tfds_dir)], cwd=ROOT,
+      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 240
+  while not (workdir / "checkpoints" / "20").is_dir() and process.poll() is None:
+    assert time.time() < deadline, "no checkpoint at step 20"
+    time.sleep(0.05)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert not (workdir / "final_metrics.json").exists(), "killed too late to test a resume"
+  resumed = _python(*_train_command(world, codebook, workdir, tfds_dir))
+  assert resumed.returncode == 0, resumed.stderr
+  with open(tmp_path / "straight" / "final_metrics.json", encoding="utf-8") as f:
+    expected = json.load(f)
+  with open(workdir / "final_metrics.json", encoding="utf-8") as f:
+    got = json.load(f)
+  assert got["step"] == expected["step"] == 40
+  for key in ("train/loss", "eval/loss"):
+    assert got[key] == pytest.approx(expected[key], rel=1e-5), key
