@@ -82,3 +82,20 @@ def test_text_to_video_and_forecast_end_to_end(untrained_run):
   assert "slot 1" in generation.format_results(
       generation.run_text_to_video(workdir, ["add salt"], world["eval_features_dir"],
                                    write=False)["results"])
+
+
+def test_features_of_another_dimension_are_one_clear_error(tmp_path):
+  features = tmp_path / "features"
+  features.mkdir()
+  np.save(features / "vidA.npy", np.zeros((3, 5), np.float32))
+  with pytest.raises(ValueError, match=r"vidA.npy: features of shape \[3, 5\].*2-d"):
+    pages.nearest_clips(np.zeros((4, 2), np.float32), [0], str(features))
+
+
+def test_forecast_past_the_end_of_a_video_is_refused(untrained_run):
+  from videobert_jax.corpus import youcook
+  workdir, world = untrained_run["workdir"], untrained_run["world"]
+  video_id = youcook.video_ids(world["annotations"])[0]
+  with pytest.raises(ValueError, match=rf"{video_id}.npy: --time=99999 s is outside the video"):
+    generation.run_forecast(workdir, world["eval_features_dir"], video_ids=[video_id],
+                            seconds=99999, write=False)

@@ -130,6 +130,18 @@ def _leaves(run, codebook: str | None):
   return book
 
 
+def _check_forecast_input(path: str, features: np.ndarray, book, seconds: float,
+                          clip_seconds: float) -> None:
+  """One clear error for a video whose features or time do not fit the forecast."""
+  if features.shape[1] != book.leaves.shape[1]:
+    raise ValueError(f"{path}: {features.shape[1]}-d features, but the codebook's visual "
+                     f"words are {book.leaves.shape[1]}-d")
+  length = len(features) * clip_seconds
+  if not 0 <= seconds <= length:
+    raise ValueError(f"{path}: --time={seconds:g} s is outside the video, which is "
+                     f"{length:g} s long ({len(features)} clips of {clip_seconds:g} s)")
+
+
 def run_text_to_video(workdir: str, sentences: Sequence[str], features_dir: str,
                       codebook: str | None = None, *, step: int | None = None,
                       num_video_tokens: int = 3, top_k: int = 3,
@@ -181,6 +193,8 @@ def run_forecast(workdir: str, features_dir: str, codebook: str | None = None, *
   contexts = []
   for video_id in video_ids:
     features = youcook.load_video_features(features_dir, video_id, clip_seconds, mmap=False)
+    _check_forecast_input(youcook.features_path(features_dir, video_id), features, book,
+                          seconds, clip_seconds)
     contexts.append(video_context(book.assign(features), clip_seconds, seconds, context,
                                   max(horizons), video_id))
   for word in visual_words:

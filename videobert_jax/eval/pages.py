@@ -45,7 +45,10 @@ def nearest_clips(leaves: np.ndarray, words: Iterable[int], features_dir: str,
   for path in sorted(glob.glob(os.path.join(features_dir, "*.npy"))):
     features = np.asarray(np.load(path, mmap_mode="r"), np.float32)
     if features.ndim != 2 or features.shape[1] != centroids.shape[1]:
-      continue  # another kind of file; codebook checks happen elsewhere
+      # Silently skipping would print "no clip found" for every word and exit 0.
+      raise ValueError(f"{path}: features of shape {list(features.shape)}, but the "
+                       f"codebook's visual words are {centroids.shape[1]}-d; pass the "
+                       "features the codebook was fit on")
     # |f - c|^2 = |f|^2 - 2 f.c + |c|^2, without an [n, m, D] intermediate.
     distances = np.maximum(
         (features ** 2).sum(1)[:, None] - 2 * features @ centroids.T
