@@ -40,6 +40,27 @@ run() {
   fi
 }
 
+# The trainer's exit status after a preemption notice (SIGTERM): checkpoint saved,
+# rerun to resume (videobert_jax/train/preemption.py).
+PREEMPTED_STATUS=75
+
+# Like run, but reruns the command while it exits with PREEMPTED_STATUS: a scheduler
+# that sends SIGTERM and then lets the job go on gets a resumed run, not a dead one.
+run_restarting() {
+  if [[ "${DRY_RUN}" == 1 ]]; then
+    show "$@"
+    return
+  fi
+  local status
+  while true; do
+    show "$@" >&2
+    status=0
+    "$@" || status=$?
+    [[ "${status}" == "${PREEMPTED_STATUS}" ]] || return "${status}"
+    say "preempted (status ${PREEMPTED_STATUS}): resuming from the last checkpoint"
+  done
+}
+
 # Quotes each argument for a remote shell and joins them with spaces.
 quote_args() {
   local out="" arg

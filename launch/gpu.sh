@@ -75,6 +75,6 @@ if [[ -n "${GPUS}" ]]; then
 fi
 # JAX preallocates 75% of each GPU by default; the trainer is the only user here.
 ENV+=("XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.9}")
-run "${ENV[@]}" "${VENV}/bin/python" -m videobert_jax.train "--config=${CONFIG}" \
+run_restarting "${ENV[@]}" "${VENV}/bin/python" -m videobert_jax.train "--config=${CONFIG}" \
     "--workdir=${WORKDIR}" "--config.mesh.model=${MODEL_PARALLEL}" \
     ${TRAIN_FLAGS[@]+"${TRAIN_FLAGS[@]}"}

@@ -66,7 +66,7 @@ fi
 if [[ -n "${CODEBOOK}" ]]; then
   ARGS+=("--config.data.codebook=${CODEBOOK}")
 fi
-run env JAX_PLATFORMS=cpu \
+run_restarting env JAX_PLATFORMS=cpu \
     "XLA_FLAGS=--xla_force_host_platform_device_count=${DEVICES}" \
     "${VENV}/bin/python" -m videobert_jax.train "${ARGS[@]}" \
     ${TRAIN_FLAGS[@]+"${TRAIN_FLAGS[@]}"}

@@ -6,6 +6,7 @@ gcloud does for a missing TPU when that is empty. Nothing reaches a cloud.
 
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -211,3 +212,20 @@ def test_local_dry_run_runs_the_tiny_config_on_cpu(fake):
       "--config.data.codebook=runs/demo/codebook.npz --config.train.num_steps=5"]
   bad = launch(LOCAL, ["--devices", "zero"], env)
   assert bad.returncode == 1 and "--devices must be a positive integer" in bad.stderr
+
+
+def test_run_restarting_reruns_a_preempted_command_and_keeps_other_statuses(tmp_path):
+  counter = tmp_path / "count"
+  # Exits 75 (preempted) twice, then with the status given as $1.
+  job = ('n=$(cat "$COUNT" 2>/dev/null || echo 0); echo $((n + 1)) > "$COUNT"; '
+         '[ "$n" -lt 2 ] && exit 75; exit "$1"')
+  script = (f'source {os.path.join(REPO, "launch", "common.sh")}; DRY_RUN=0; '
+            f'run_restarting bash -c {shlex.quote(job)} job "$1"')
+  for final_status in (0, 3):
+    counter.unlink(missing_ok=True)
+    result = subprocess.run(["bash", "-c", script, "test", str(final_status)],
+                            env={**os.environ, "COUNT": str(counter)},
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == final_status, result.stderr
+    assert counter.read_text().strip() == "3"
+    assert result.stderr.count("preempted (status 75)") == 2

@@ -253,3 +253,33 @@ def test_cli_bad_input_is_one_error_line(tmp_path):
   assert result.returncode == 1, result.stderr[-2000:]
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("error:") and "/nonexistent/codebook.npz" in last
+
+
+def test_sigterm_saves_the_current_step_and_a_rerun_finishes_like_a_straight_run(tmp_path):
+  import os
+  import signal
+  from videobert_jax.train import preemption
+  config = tiny_config()
+  straight = train_lib.train(config, str(tmp_path / "straight"), batch_source=random_batches)
+
+  def preempted_after_four(*args, **kwargs):
+    for count, b in enumerate(random_batches(*args, **kwargs)):
+      if count == 4:
+        os.kill(os.getpid(), signal.SIGTERM)  # what a Spot VM's scheduler sends
+      yield b
+
+  workdir = str(tmp_path / "preempted")
+  with pytest.raises(preemption.Preempted) as stopped:
+    train_lib.train(config, workdir, batch_source=preempted_after_four)
+  assert 4 <= stopped.value.step < config.train.num_steps
+  assert checkpointing.Checkpointer(workdir, 3).latest_step() == stopped.value.step
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone again
+  final = train_lib.train(config, workdir, batch_source=random_batches)
+  assert final["step"] == straight["step"]
+  # The loss window of the last log differs (it restarts at the resume); the state not.
+  setup = state_lib.Setup(state_lib.resolve_model_config(config)[0])
+  states = [checkpointing.Checkpointer(str(w), 3).restore(
+      setup.abstract_state, setup.state_shardings)[0]
+            for w in (tmp_path / "straight", workdir)]
+  for a, b in zip(_leaves(states[0]), _leaves(states[1])):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -69,8 +69,12 @@ def main(argv):
                                    multihost_environment()):
     jax.distributed.initialize()
   from videobert_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from videobert_jax.train import preemption  # pylint: disable=g-import-not-at-top
   try:
     loop.train(FLAGS.config, FLAGS.workdir)
+  except preemption.Preempted as e:
+    print(e, file=sys.stderr)
+    sys.exit(preemption.EXIT_CODE)  # launch/*.sh rerun the command on this status
   except (ValueError, FileNotFoundError, FloatingPointError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)

@@ -26,6 +26,7 @@ from videobert_jax.models import losses
 from videobert_jax.models import partitioning
 from videobert_jax.train import checkpointing
 from videobert_jax.train import optim
+from videobert_jax.train import preemption
 from videobert_jax.train import state as state_lib
 from videobert_jax.train import workdir as workdir_lib
 
@@ -230,7 +231,7 @@ def train(config, workdir: str, *, batch_source: BatchSource | None = None,
   progress = tqdm.tqdm(total=num_steps, initial=start_step, disable=not is_chief,
                        desc="train", unit="step", dynamic_ncols=True)
   step = start_step
-  with partitioning.activate(setup.mesh):
+  with partitioning.activate(setup.mesh), preemption.PreemptionNotice() as notice:
     try:
       while step < num_steps:
         local = next(train_iter)
@@ -247,14 +248,14 @@ def train(config, workdir: str, *, batch_source: BatchSource | None = None,
           progress.set_postfix(loss=f"{scalars.get('loss', float('nan')):.3f}",
                                refresh=False)
         if every.eval_every and (step % every.eval_every == 0 or last):
-          log.flush(step)
-          eval_metrics = evaluate(setup, state, source)
-          writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-          log.restart_clock()
-        if step % every.checkpoint_every == 0 or last:
+          eval_metrics = _evaluate_and_write(setup, state, source, log, writer, step)
+        preempted = notice.reached(step)
+        if step % every.checkpoint_every == 0 or last or preempted:
           log.flush(step)  # never checkpoint a state that followed a NaN
           ckpt.save(step, state, {"step": step, "batches_consumed": skip + step - start_step,
                                   "data_seed": data_seed})
+        if preempted and not last:
+          raise preemption.Preempted(step)  # ckpt.close() below waits for the commit
     finally:
       progress.close()
       ckpt.close()
@@ -266,6 +267,15 @@ def train(config, workdir: str, *, batch_source: BatchSource | None = None,
                 json.dumps(final, indent=2) + "\n")
     print_summary(final, workdir)
   return final
+
+
+def _evaluate_and_write(setup, state, source, log, writer, step: int) -> dict:
+  """The validation metrics at ``step``, written to TensorBoard, out of the train rates."""
+  log.flush(step)
+  eval_metrics = evaluate(setup, state, source)
+  writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+  log.restart_clock()
+  return eval_metrics
 
 
 def _peak_flops(config, mesh) -> float:
