@@ -11,6 +11,7 @@ from videobert_jax import tokens
 from videobert_jax.eval import labels
 from videobert_jax.eval import sequences
 from videobert_jax.eval import supervised
+from videobert_jax.eval import vocabulary
 from videobert_jax.eval import zeroshot
 
 LAYOUT = tokens.TokenLayout(num_visual_words=16)
@@ -99,11 +100,77 @@ def test_linear_baseline_learns_separable_labels():
   assert supervised.rank_with_linear_classifier(x[:2], [frozenset({"a"})] * 2, x) is None
 
 
+def _tiny_vocab():
+  """A vocab.txt-like list: [unused*] fill, the specials at their ids, some words."""
+  words = [f"[unused{i}]" for i in range(100)]
+  words[0] = "[PAD]"
+  words += ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 100..103
+  words += ["cut", "##s", "onions", "1990", "caf\u00e9", "cutting", "the", "."]
+  return words  # "cut"=104, "onions"=106, "cutting"=109, "the"=110
+
+
+def _label_vocabulary():
+  return labels.LabelVocabulary(
+      verbs=labels.parse_label_list("cut\nfry\n", "v.txt", "verb"),
+      nouns=labels.parse_label_list("onion\n", "n.txt", "noun"))
+
+
+def test_open_vocabulary_candidates_exclude_specials_pieces_and_visual_words():
+  words = _tiny_vocab()
+  layout = tokens.TokenLayout(text_vocab_size=len(words), num_visual_words=4)
+  found = vocabulary.open_vocabulary(words, layout, _label_vocabulary())
+  assert found.ids.tolist() == [104, 106, 109, 110]
+  assert found.words == ("cut", "onions", "cutting", "the")
+  assert not set(found.ids.tolist()) & set(tokens.TEXT_SPECIAL_IDS)
+  # Specials are excluded by id, even in a vocabulary that spells one as a word.
+  renamed = list(words)
+  renamed[tokens.UNK_ID] = "unk"
+  assert tokens.UNK_ID not in vocabulary.ordinary_word_ids(renamed, layout)
+  assert not layout.is_visual(found.ids).any() and layout.is_text(found.ids).all()
+  assert layout.video_sep_id not in found.ids
+  # Only the text part of the table: ids past the vocabulary are never candidates.
+  assert vocabulary.ordinary_word_ids(words + ["extra"], layout).tolist() == [
+      104, 106, 109, 110]
+
+
+def test_open_vocabulary_predictions_are_scored_by_lemma():
+  words = _tiny_vocab()
+  layout = tokens.TokenLayout(text_vocab_size=len(words), num_visual_words=4)
+  found = vocabulary.open_vocabulary(words, layout, _label_vocabulary())
+  # The same lemmatiser as caption labelling: table forms first, then suffix rules.
+  assert found.verb_lemmas == {"cut": "cut", "cutting": "cut"}
+  assert found.noun_lemmas == {"onions": "onion"}
+  ranked = [["the", "cutting", "onions"], ["onions", "the", "cut"]]
+  verbs = vocabulary.lemma_ranks(ranked, found.verb_lemmas)
+  assert verbs == [[None, "cut", None], [None, None, "cut"]]
+  gold = [frozenset({"cut"}), frozenset({"fry"})]
+  assert zeroshot.top_k_accuracy(verbs, gold) == {"top1": 0.0, "top5": 0.5, "count": 2}
+  nouns = vocabulary.lemma_ranks(ranked, found.noun_lemmas)
+  assert zeroshot.top_k_accuracy(nouns, [frozenset({"onion"})] * 2)["top1"] == 0.5
+
+
+def test_slot_candidates_split_one_call_into_both_protocols():
+  words = _tiny_vocab()
+  layout = tokens.TokenLayout(text_vocab_size=len(words), num_visual_words=4)
+  vocab = _label_vocabulary()
+  cands = zeroshot.SlotCandidates(
+      verbs=zeroshot.candidates_for(vocab.verbs, words),  # cut (fry: not in vocab)
+      nouns=zeroshot.candidates_for(vocab.nouns, words),  # nothing: "onion" missing
+      open=vocabulary.open_vocabulary(words, layout, vocab))
+  assert cands.ids.tolist() == [104, 104, 106, 109, 110]
+  logits = np.array([[[9.0, 1.0, 2.0, 3.0, 4.0], [0.0, 4.0, 3.0, 2.0, 1.0]]])
+  ranked = cands.rank(logits)
+  assert set(ranked) == set(zeroshot.PROTOCOLS)
+  assert ranked["label_lists"] == ([["cut"]], [[]])
+  assert ranked["open_vocabulary"][0] == [["the", "cutting", "onions", "cut"]]
+  assert ranked["open_vocabulary"][1] == [["cut", "onions", "cutting", "the"]]
+
+
 @pytest.fixture(scope="module")
 def untrained_run(tmp_path_factory):
   from videobert_jax.testing import workdirs as testing
   root = str(tmp_path_factory.mktemp("evalrun"))
-  world = testing.synthetic_world(os.path.join(root, "world"), num_videos=1,
+  world = testing.synthetic_world(os.path.join(root, "world"), num_videos=4,
                                   num_eval_videos=8)
   book = testing.fit_codebook(world["eval_features_dir"], os.path.join(root, "cb.npz"))
   config = testing.tiny_config(os.path.join(root, "cb.npz"), book.num_words)
@@ -111,23 +178,51 @@ def untrained_run(tmp_path_factory):
   return {"workdir": os.path.join(root, "run"), "world": world}
 
 
+MODEL_ROWS = ["BERT language prior (before video)", "VideoBERT language prior (no video)",
+              "VideoBERT cross-modal"]
+
+
 def test_run_zeroshot_writes_table_rows(untrained_run):
   world = untrained_run["world"]
   result = zeroshot.run_zeroshot(untrained_run["workdir"], world["annotations"],
-                                 world["eval_features_dir"], progress=False)
-  names = [r["name"] for r in result["rows"]]
-  assert names[:3] == ["BERT language prior (before video)",
-                       "VideoBERT language prior (no video)", "VideoBERT cross-modal"]
-  assert len(names) == 4 and names[3].startswith("Supervised")
+                                 world["eval_features_dir"], progress=False,
+                                 corpus_dir=world["corpus_dir"])
+  names = {p: [r["name"] for r in result["rows"] if r["protocol"] == p]
+           for p in zeroshot.PROTOCOLS}
+  assert all("protocol" in r for r in result["rows"])
+  assert names["label_lists"] == MODEL_ROWS + [zeroshot.COOCCURRENCE_ROW,
+                                              "Supervised (linear, pooled features)"]
+  assert names["open_vocabulary"] == MODEL_ROWS + [zeroshot.COOCCURRENCE_ROW]
+  # The label-list block comes first (readers that take rows[:3] keep working).
+  assert [r["protocol"] for r in result["rows"]] == ["label_lists"] * 5 + [
+      "open_vocabulary"] * 4
   for row in result["rows"]:
     for key, _ in zeroshot.COLUMNS:
       assert 0.0 <= row[key] <= 1.0
     assert row["verb_top1"] <= row["verb_top5"]
+  assert result["cooccurrence"]["available"] and result["cooccurrence"]["num_spans"] > 0
+  assert result["open_vocabulary"]["num_candidates"] > 20_000  # bert-base-uncased
   with open(result["path"]) as f:
     assert json.load(f)["rows"] == result["rows"]
   lines = open(os.path.join(untrained_run["workdir"], "eval",
                             "zeroshot_predictions.jsonl")).read().splitlines()
   assert len(lines) == result["num_segments"]
   first = json.loads(lines[0])
-  assert len(first["cross_modal_verbs"]) == 5
+  for key in ("cross_modal", "cooccurrence"):
+    for protocol_key in (key, f"{key}_open_vocabulary"):
+      assert len(first[f"{protocol_key}_verbs"]) == 5
+      assert len(first[f"{protocol_key}_nouns"]) == 5
+  assert len(first["supervised_verbs"]) == 5
+  open_words = set(first["cross_modal_open_vocabulary_verbs"])
+  assert all(vocabulary.is_ordinary_word(w) for w in open_words)
   assert "verb top-1" in result["table"]
+  assert "Label lists" in result["table"] and "Open vocabulary" in result["table"]
+
+
+def test_run_zeroshot_without_corpus_has_no_cooccurrence_row(untrained_run):
+  world = untrained_run["world"]
+  result = zeroshot.run_zeroshot(untrained_run["workdir"], world["annotations"],
+                                 world["eval_features_dir"], progress=False,
+                                 supervised=False, write=False)
+  assert [r["name"] for r in result["rows"]] == MODEL_ROWS * 2
+  assert not result["cooccurrence"]["available"]

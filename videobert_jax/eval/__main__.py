@@ -41,6 +41,10 @@ flags.DEFINE_string("template", None, "Text part of the input with [MASK] slots 
 flags.DEFINE_string("verbs", None, "Verb label list (default: shipped YouCook II list).")
 flags.DEFINE_string("nouns", None, "Noun label list (default: shipped YouCook II list).")
 flags.DEFINE_bool("supervised", True, "zeroshot: also train the linear baseline.")
+flags.DEFINE_bool("cooccurrence", True, "zeroshot: also count the co-occurrence baseline "
+                  "(visual words x speech) when the pretraining corpus is readable.")
+flags.DEFINE_string("corpus", None, "zeroshot: pretraining corpus for the co-occurrence "
+                    "baseline (default: the training config's data.corpus_dir).")
 flags.DEFINE_list("rows", ["features", "videobert", "videobert_features"],
                   "captioning: which rows to run.")
 flags.DEFINE_multi_string("sentence", [], "text_to_video: a sentence (repeatable).")
@@ -92,6 +96,7 @@ def run_task() -> dict:
         FLAGS.workdir, FLAGS.youcook, FLAGS.features, FLAGS.codebook,
         template=FLAGS.template or sequences.ZEROSHOT_TEMPLATE, verbs_path=FLAGS.verbs,
         nouns_path=FLAGS.nouns, supervised=FLAGS.supervised,
+        cooccurrence=FLAGS.cooccurrence, corpus_dir=FLAGS.corpus,
         skip_missing=FLAGS.skip_missing, **common)
   if FLAGS.task == "captioning":
     from videobert_jax.eval import captioning  # pylint: disable=g-import-not-at-top
