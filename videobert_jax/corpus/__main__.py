@@ -2,7 +2,8 @@
 
 Commands:
 
-* ``validate CORPUS [--skip-bad] [--json OUT] [--no-transcripts]``: checks every
+* ``validate CORPUS [--skip-bad] [--json OUT] [--no-transcripts]
+  [--allow-outside-paths]``: checks every
   line, feature file and transcript; prints a summary and exits 0 on a good corpus,
   else prints one ``FILE:LINE: message`` line per problem and exits 1. With
   ``--skip-bad`` bad videos are skipped and listed, and it exits 0 while at least
@@ -41,6 +42,11 @@ def _add_validate(subparsers) -> None:
                            "features are sound)")
   parser.add_argument("--no-progress", dest="progress", action="store_false",
                       help="hide the progress bar")
+  parser.add_argument("--allow-outside-paths", "--allow_outside_paths",
+                      dest="allow_outside_paths", action="store_true",
+                      help="accept absolute paths, gs:// URLs and '..' paths that "
+                           "leave the corpus folder in videos.jsonl (rejected by "
+                           "default)")
   parser.set_defaults(func=_run_validate)
 
 
@@ -76,7 +82,8 @@ def _run_validate(args: argparse.Namespace) -> int:
   from videobert_jax.corpus import validate  # pylint: disable=g-import-not-at-top
   report = validate.validate_corpus(args.corpus, skip_bad=args.skip_bad,
                                     check_transcripts=args.check_transcripts,
-                                    progress=args.progress and sys.stderr.isatty())
+                                    progress=args.progress and sys.stderr.isatty(),
+                                    allow_outside_paths=args.allow_outside_paths)
   out = sys.stdout
   if args.skip_bad:
     # One line per skipped video, then what is not about a skipped video (a

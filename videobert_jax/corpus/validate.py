@@ -14,7 +14,8 @@ float dtype, NaN or Inf):
   sets the reference; each other dimension is reported against it, and if most
   videos turn out to disagree with that first one, a final problem says so.
 * a transcript named by ``asr`` must exist and parse (timestamps readable, end not
-  before start); errors carry the transcript's own line number.
+  before start); errors carry the transcript's own line number. An empty one (no
+  cue with words) is a warning, not a problem: the video counts as without ASR.
 
 A transcript running past the last clip is not a problem (ASR often outlasts the
 sampled clips), so it is not reported.
@@ -51,7 +52,9 @@ class ValidationReport:
       default_factory=collections.Counter)  # dimension -> readable feature files
   feature_dtypes: collections.Counter = dataclasses.field(
       default_factory=collections.Counter)  # dtype name -> good videos
-  videos_with_asr: int = 0  # good videos whose 'asr' transcript parsed
+  videos_with_asr: int = 0  # good videos whose 'asr' transcript parsed, not empty
+  empty_transcripts: list[str] = dataclasses.field(
+      default_factory=list)  # transcripts of good videos with no text (= no ASR)
   languages: collections.Counter = dataclasses.field(
       default_factory=collections.Counter)  # ASR language -> good videos
   problems: list[CorpusError] = dataclasses.field(default_factory=list)  # all found
@@ -96,6 +99,8 @@ class ValidationReport:
         "feature_dims": {str(k): v for k, v in sorted(self.feature_dims.items())},
         "feature_dtypes": dict(sorted(self.feature_dtypes.items())),
         "videos_with_asr": self.videos_with_asr,
+        "empty_transcripts": len(self.empty_transcripts),
+        "empty_transcript_files": list(self.empty_transcripts),
         "asr_share": self.asr_share,
         "languages": dict(self.languages.most_common()),
         "problems": [error_dict(e) for e in self.problems],
@@ -108,6 +113,9 @@ class ValidationReport:
     dims = ", ".join(f"{k}: {v}" for k, v in sorted(self.feature_dims.items()))
     langs = ", ".join(f"{k}: {v}" for k, v in self.languages.most_common()) or "-"
     bad = f" ({self.num_bad:,} bad video(s) or line(s) not counted)" if self.num_bad else ""
+    empty = len(self.empty_transcripts)
+    warnings = [f"warning          {empty:,} video{'s' if empty != 1 else ''} with an "
+                "empty transcript: treated as no ASR"] if empty else []
     return [
         f"corpus           {os.path.abspath(self.corpus_dir)}",
         f"videos           {self.num_videos:,}{bad}",
@@ -119,7 +127,7 @@ class ValidationReport:
         f"videos with ASR  {self.videos_with_asr:,} of {self.num_videos:,} "
         f"({100.0 * self.asr_share:.1f}%)",
         f"ASR languages    {langs}",
-    ]
+    ] + warnings
 
 
 def _count_lines(path: str) -> int | None:
@@ -129,14 +137,6 @@ def _count_lines(path: str) -> int | None:
       return sum(1 for _ in f)
   except OSError:
     return None
-
-
-def _with_index_line(error: CorpusError, record: VideoRecord) -> CorpusError:
-  """Adds where the video is listed to an error about one of its files."""
-  if error.path == record.index_path:
-    return error
-  return CorpusError(error.path, f"{error.message} (listed on line {record.line} of "
-                     f"{record.index_path})", error.line, record.video_id)
 
 
 def _from_foreign_error(error: Exception, path: str, video_id: str) -> CorpusError:
@@ -169,24 +169,111 @@ def _check_features(record: VideoRecord) -> tuple[int, int, str]:
     del features  # closes the memory map before the next file is opened
 
 
-def _check_transcript(record: VideoRecord) -> None:
-  """Parses a video's transcript; raises CorpusError naming the file and line."""
+def _check_transcript(record: VideoRecord) -> bool:
+  """Parses a video's transcript; True when it holds text. Raises CorpusError."""
   path = record.asr_path
-  if not os.path.isfile(path):
+  if not reader.file_exists(path):
     raise CorpusError(path, f"transcript of video {record.video_id!r} is missing",
                       video_id=record.video_id)
   # The text package is imported here so that validation of a corpus without ASR
   # (and `--help`) does not need it.
+  from videobert_jax.text import dedup  # pylint: disable=g-import-not-at-top
   from videobert_jax.text import transcripts  # pylint: disable=g-import-not-at-top
   try:
-    transcripts.read_transcript(path)
+    return not dedup.is_empty(transcripts.read_transcript(path))
   except (transcripts.TranscriptError, ValueError, OSError, UnicodeDecodeError) as e:
     raise _from_foreign_error(e, path, record.video_id) from None
 
 
+class _Validator:
+  """The running state of one ``validate_corpus`` pass (one video at a time)."""
+
+  def __init__(self, report: ValidationReport, check_transcripts: bool):
+    self.report = report
+    self.check_transcripts = check_transcripts
+    self.reference: VideoRecord | None = None  # the first good video: sets feature_dim
+
+  def bad(self, errors: list[CorpusError]) -> None:
+    """Counts one bad video (or index line) and records its problems."""
+    self.report.num_bad += 1
+    self.report.problems.extend(errors)
+    if self.report.skip_bad:
+      self.report.skipped.append(errors[0])
+
+  def _features(self, record: VideoRecord, errors: list) -> tuple[int, int, str] | None:
+    """(num_clips, dim, dtype) of a video's features, or None (error appended)."""
+    report = self.report
+    try:
+      shape = _check_features(record)
+    except CorpusError as e:
+      errors.append(reader.with_index_line(e, record))
+      return None
+    # Every readable file counts towards the dimension census, good or not, so
+    # the majority dimension is known at the end.
+    report.feature_dims[shape[1]] += 1
+    if report.feature_dim is not None and shape[1] != report.feature_dim:
+      errors.append(reader.with_index_line(CorpusError(
+          record.features_path,
+          f"features of video {record.video_id!r} have dimension {shape[1]}, but "
+          f"{self.reference.features_path} (the first good video) has "
+          f"{report.feature_dim}", video_id=record.video_id), record))
+    return shape
+
+  def _has_text(self, record: VideoRecord, errors: list) -> bool | None:
+    """Whether the video's transcript has text; None when unchecked or bad."""
+    if record.asr_path is None or not self.check_transcripts:
+      return None
+    try:
+      return _check_transcript(record)
+    except CorpusError as e:
+      errors.append(reader.with_index_line(e, record))
+      return None
+
+  def add(self, record: VideoRecord) -> None:
+    """Checks one video and counts it as good or bad."""
+    errors: list[CorpusError] = []
+    shape = self._features(record, errors)
+    has_text = self._has_text(record, errors)
+    if errors:
+      self.bad(errors)
+      return
+    report = self.report
+    num_clips, dim, dtype = shape
+    if report.feature_dim is None:
+      report.feature_dim, self.reference = dim, record
+    report.num_videos += 1
+    report.num_clips += num_clips
+    report.seconds += num_clips * record.clip_seconds
+    report.feature_dtypes[dtype] += 1
+    if has_text is False:
+      report.empty_transcripts.append(record.asr_path)
+    elif record.asr_path is not None:
+      report.videos_with_asr += 1
+      report.languages[record.language or "unspecified"] += 1
+
+  def finish(self) -> None:
+    """The closing problems: an odd first dimension, an empty corpus."""
+    report, reference = self.report, self.reference
+    if reference is not None and len(report.feature_dims) > 1:
+      majority, count = report.feature_dims.most_common(1)[0]
+      if (majority != report.feature_dim
+          and count > report.feature_dims[report.feature_dim]):
+        # The first video was the odd one out: say so, rather than leave the user
+        # to fix every other file.
+        report.problems.append(CorpusError(
+            reference.features_path,
+            f"the first good video {reference.video_id!r} has dimension "
+            f"{report.feature_dim}, used as the reference, but {count} of "
+            f"{sum(report.feature_dims.values())} feature files have dimension "
+            f"{majority}", video_id=reference.video_id))
+    if not report.problems and report.num_videos == 0:
+      report.problems.append(CorpusError(reader.index_path(report.corpus_dir),
+                                         "the corpus lists no videos"))
+
+
 def validate_corpus(corpus_dir: str | os.PathLike, skip_bad: bool = False,
-                    check_transcripts: bool = True,
-                    progress: bool = False) -> ValidationReport:
+                    check_transcripts: bool = True, progress: bool = False,
+                    allow_outside_paths: bool = False) -> ValidationReport:
   """Checks a whole corpus, streaming it; never raises for a problem in the data.
 
   Args:
@@ -196,84 +283,30 @@ def validate_corpus(corpus_dir: str | os.PathLike, skip_bad: bool = False,
     check_transcripts: parse every transcript with the text package (set False
       for a fast check of the index and features only).
     progress: show a tqdm progress bar (on stderr) over the index lines.
+    allow_outside_paths: accept absolute paths, URLs and paths leaving the corpus
+      folder in ``videos.jsonl`` (each is a problem by default).
 
   Returns:
     A ValidationReport: totals over the good videos and every problem found, in
     index order (problems of one video: its features first, then its transcript).
+    Empty transcripts are listed in ``report.empty_transcripts`` (a warning).
   """
   corpus_dir = os.fspath(corpus_dir)
   report = ValidationReport(corpus_dir=corpus_dir, skip_bad=skip_bad)
-  reference: VideoRecord | None = None  # the first good video: sets feature_dim
-
-  def bad(errors: list[CorpusError]) -> None:
-    report.num_bad += 1
-    report.problems.extend(errors)
-    if skip_bad:
-      report.skipped.append(errors[0])
-
+  validator = _Validator(report, check_transcripts)
   try:
-    items = reader.read_index(corpus_dir)
-    total = _count_lines(reader.index_path(corpus_dir)) if progress else None
+    items = reader.read_index(corpus_dir, allow_outside_paths)
     if progress:
       import tqdm  # pylint: disable=g-import-not-at-top
-      items = tqdm.tqdm(items, total=total, unit="video", desc="validate",
-                        leave=False)
+      items = tqdm.tqdm(items, total=_count_lines(reader.index_path(corpus_dir)),
+                        unit="video", desc="validate", leave=False)
     for item in items:
       if isinstance(item, CorpusError):
-        bad([item])
-        continue
-      record = item
-      errors: list[CorpusError] = []
-      shape = None
-      try:
-        num_clips, dim, dtype = _check_features(record)
-        shape = (num_clips, dim, dtype)
-        if report.feature_dim is not None and dim != report.feature_dim:
-          raise CorpusError(
-              record.features_path,
-              f"features of video {record.video_id!r} have dimension {dim}, but "
-              f"{reference.features_path} (the first good video) has "
-              f"{report.feature_dim}", video_id=record.video_id)
-      except CorpusError as e:
-        errors.append(_with_index_line(e, record))
-      if shape is not None:
-        # Every readable file counts towards the dimension census, good or not,
-        # so the majority dimension is known at the end.
-        report.feature_dims[shape[1]] += 1
-      if record.asr_path is not None and check_transcripts:
-        try:
-          _check_transcript(record)
-        except CorpusError as e:
-          errors.append(_with_index_line(e, record))
-      if errors:
-        bad(errors)
-        continue
-      num_clips, dim, dtype = shape
-      if report.feature_dim is None:
-        report.feature_dim, reference = dim, record
-      report.num_videos += 1
-      report.num_clips += num_clips
-      report.seconds += num_clips * record.clip_seconds
-      report.feature_dtypes[dtype] += 1
-      if record.asr_path is not None:
-        report.videos_with_asr += 1
-        report.languages[record.language or "unspecified"] += 1
+        validator.bad([item])
+      else:
+        validator.add(item)
   except CorpusError as e:  # the folder or its videos.jsonl is missing
     report.problems.append(e)
     return report
-
-  if reference is not None and len(report.feature_dims) > 1:
-    majority, count = report.feature_dims.most_common(1)[0]
-    if majority != report.feature_dim and count > report.feature_dims[report.feature_dim]:
-      # The first video was the odd one out: say so, rather than leave the user
-      # to fix every other file.
-      report.problems.append(CorpusError(
-          reference.features_path,
-          f"the first good video {reference.video_id!r} has dimension "
-          f"{report.feature_dim}, used as the reference, but {count} of "
-          f"{sum(report.feature_dims.values())} feature files have dimension "
-          f"{majority}", video_id=reference.video_id))
-  if not report.problems and report.num_videos == 0:
-    report.problems.append(CorpusError(reader.index_path(corpus_dir),
-                                       "the corpus lists no videos"))
+  validator.finish()
   return report

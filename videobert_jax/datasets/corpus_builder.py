@@ -96,7 +96,7 @@ class CorpusBuilder(builder_support.BuilderSupport, tfds.core.GeneratorBasedBuil
                vocab_path: str | None = None, eval_ids: Any = None,
                validation_percent: float = DEFAULT_VALIDATION_PERCENT,
                chunk_tokens: int = segments.CHUNK_TOKENS, skip_bad: bool = False,
-               **kwargs):
+               allow_outside_paths: bool = False, **kwargs):
     """Creates the builder.
 
     Args:
@@ -108,6 +108,8 @@ class CorpusBuilder(builder_support.BuilderSupport, tfds.core.GeneratorBasedBuil
       validation_percent: percent of videos held out as the validation split.
       chunk_tokens: segment length of videos without usable ASR.
       skip_bad: skip (and log) bad videos instead of failing.
+      allow_outside_paths: accept paths in videos.jsonl that leave the corpus
+        folder (absolute, gs://, ``..``); rejected by default.
       **kwargs: passed to ``tfds.core.GeneratorBasedBuilder`` (data_dir, ...).
     """
     if isinstance(eval_ids, str) and eval_ids.lower() == "none":
@@ -119,12 +121,14 @@ class CorpusBuilder(builder_support.BuilderSupport, tfds.core.GeneratorBasedBuil
     self._validation_percent = float(validation_percent)
     self._chunk_tokens = int(chunk_tokens)
     self._skip_bad = bool(skip_bad)
+    self._allow_outside_paths = bool(allow_outside_paths)
     super().__init__(**kwargs)
     # DatasetBuilder pickles itself as its constructor arguments (Beam does this).
     self._original_state.update(
         corpus_dir=corpus_dir, codebook=codebook, vocab_path=vocab_path,
         eval_ids=eval_ids, validation_percent=validation_percent,
-        chunk_tokens=chunk_tokens, skip_bad=skip_bad)
+        chunk_tokens=chunk_tokens, skip_bad=skip_bad,
+        allow_outside_paths=allow_outside_paths)
 
   def _features(self) -> dict:
     raise NotImplementedError
@@ -162,7 +166,8 @@ class CorpusBuilder(builder_support.BuilderSupport, tfds.core.GeneratorBasedBuil
         raise reader.CorpusError(self._codebook, "codebook file is missing")
     skipped: list = []
     records = list(reader.iter_videos(corpus_dir, skip_bad=self._skip_bad,
-                                      skipped=skipped))
+                                      skipped=skipped,
+                                      allow_outside_paths=self._allow_outside_paths))
     excluded_ids = eval_ids_lib.load(self._eval_ids)
     kept = [r for r in records if r.video_id not in excluded_ids]
     held_out = validation_ids([r.video_id for r in kept], self._validation_percent)

@@ -79,10 +79,10 @@ def visual_words(record: reader.VideoRecord, codebook_path: str) -> np.ndarray:
   codebook = _codebook(codebook_path)
   features = reader.load_features(record)
   if features.shape[1] != codebook.feature_dim:
-    raise reader.CorpusError(
+    raise reader.with_index_line(reader.CorpusError(
         record.features_path, f"features of video {record.video_id!r} have dimension "
         f"{features.shape[1]}, the codebook {codebook_path} expects "
-        f"{codebook.feature_dim}", video_id=record.video_id)
+        f"{codebook.feature_dim}", video_id=record.video_id), record)
   return np.asarray(codebook.assign(features), dtype=np.int32)
 
 
@@ -200,7 +200,8 @@ def video_text_examples(record: reader.VideoRecord, sentences, ids: list[list[in
 def examples_for_video(record: reader.VideoRecord, spec: BuildSpec) -> list:
   """All ``(key, example)`` pairs of one video for ``spec.kind``.
 
-  Raises the CorpusError (or transcript error) of a bad file, unless
+  Raises a one-line CorpusError naming the bad file (a truncated .npy, a bad
+  transcript) and the ``videos.jsonl`` line listing the video, unless
   ``spec.skip_bad``, in which case the video is logged and gives no examples.
   """
   try:
@@ -219,7 +220,10 @@ def examples_for_video(record: reader.VideoRecord, spec: BuildSpec) -> list:
     groups = actions.action_groups(texts, ids, spec.vocab_path)
     return video_text_examples(record, sentences, ids, words, groups)
   except ValueError as e:  # CorpusError and transcript errors are ValueErrors
+    if not isinstance(e, reader.CorpusError) and not hasattr(e, "path"):
+      raise  # not about a file of the corpus: a bug, keep its traceback
+    error = reader.with_index_line(e, record)
     if not spec.skip_bad:
-      raise
-    logging.warning("skipping video %r: %s", record.video_id, e)
+      raise error from None
+    logging.warning("skipping video %r: %s", record.video_id, error)
     return []

@@ -81,6 +81,11 @@ def normalise_text(text: str) -> str:
   return " ".join(lines)
 
 
+def is_empty(cues: Iterable[Cue]) -> bool:
+  """True when no cue holds any words (an empty transcript counts as no ASR)."""
+  return not any(normalise_text(cue.text) for cue in cues)
+
+
 def word_key(word: str) -> str:
   """The form used to compare words across cues: lower-cased, edge punctuation off."""
   return _EDGE_PUNCT.sub("", word.lower())

@@ -30,6 +30,7 @@ from typing import Protocol, Sequence
 
 from videobert_jax.text.dedup import Word
 from videobert_jax.text.dedup import dedup_cues
+from videobert_jax.text.dedup import is_empty
 from videobert_jax.text.dedup import spread_words
 from videobert_jax.text.transcripts import Cue
 from videobert_jax.text.transcripts import read_transcript
@@ -196,6 +197,11 @@ def load_sentences(asr_path: str | os.PathLike,
                    segmenter: Segmenter | None = None) -> list[Sentence]:
   """Reads a transcript, removes rolling-caption repeats and splits it into sentences.
 
-  This is what dataset builders call. Raises ``TranscriptError`` on bad input.
+  This is what dataset builders call. An empty transcript (``dedup.is_empty``)
+  gives no sentences, like a video without ASR. Raises ``TranscriptError`` on bad
+  input.
   """
-  return sentences_from_cues(dedup_cues(read_transcript(asr_path)), segmenter)
+  cues = read_transcript(asr_path)
+  if is_empty(cues):
+    return []
+  return sentences_from_cues(dedup_cues(cues), segmenter)

@@ -24,6 +24,12 @@ fraction digits, are read as UTF-8 with or without a byte-order mark, and take
 LF, CRLF or CR line ends. Every problem raises ``TranscriptError`` whose ``str()``
 is one line ``PATH:LINE: message`` (JSON: ``PATH:LINE: item N: message``, N the
 0-based list index).
+
+Empty transcripts: a file holding only whitespace (any suffix, a 0-byte ``.json``
+included) reads as no cues, and ``dedup.is_empty(cues)`` is True when no cue has text
+left after ``dedup.normalise_text`` (tags, timings and ``[Music]`` markers
+removed). Every stage treats such a transcript as no ASR; ``validate`` counts it
+as a warning.
 """
 
 from __future__ import annotations
@@ -89,6 +95,8 @@ def read_transcript(path: str | os.PathLike) -> list[Cue]:
     raise TranscriptError(path, None, f"unknown transcript suffix {suffix!r}; expected "
                           "one of " + ", ".join(SUFFIXES))
   text = _read_text(path)
+  if not text.strip():
+    return []
   if suffix == ".json":
     return _parse_json(text, path)
   lines = _LINE_BREAK.split(text)
@@ -97,13 +105,23 @@ def read_transcript(path: str | os.PathLike) -> list[Cue]:
   return _parse_srt(lines, path)
 
 
+def _read_bytes(path: str) -> bytes:
+  """The bytes of a local file, or of a ``scheme://`` URL through ``tf.io.gfile``."""
+  if "://" in path:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    with tf.io.gfile.GFile(path, "rb") as f:
+      return f.read()
+  with open(path, "rb") as f:
+    return f.read()
+
+
 def _read_text(path: str) -> str:
   """The file as text (UTF-8, optional BOM); errors name the file and line."""
   try:
-    with open(path, "rb") as f:
-      data = f.read()
+    data = _read_bytes(path)
   except OSError as e:
-    raise TranscriptError(path, None, f"cannot read transcript: {e.strerror}") from None
+    raise TranscriptError(path, None, "cannot read transcript: "
+                          f"{e.strerror or e}") from None
   try:
     return data.decode("utf-8-sig")
   except UnicodeDecodeError as e:
