@@ -99,3 +99,27 @@ def test_forecast_past_the_end_of_a_video_is_refused(untrained_run):
   with pytest.raises(ValueError, match=rf"{video_id}.npy: --time=99999 s is outside the video"):
     generation.run_forecast(workdir, world["eval_features_dir"], video_ids=[video_id],
                             seconds=99999, write=False)
+
+
+def test_recall_counts_a_segment_when_any_predicted_word_is_in_its_clips():
+  from videobert_jax.eval import text_to_video_recall as recall
+  truth = [np.array([3, 4]), np.array([1, 1, 2]), np.array([7])]
+  assert recall.recall_at_k([[4, 9], [5, 6], [7]], truth) == pytest.approx(2 / 3)
+  assert recall.recall_at_k([], []) is None
+  # Most frequent first; a tie goes to the smaller id.
+  assert recall.frequency_prior(truth, 2) == [1, 2]
+
+
+def test_text_to_video_recall_end_to_end_beside_the_frequency_prior(untrained_run):
+  from videobert_jax.eval import restore
+  from videobert_jax.eval import text_to_video_recall as recall
+  workdir, world = untrained_run["workdir"], untrained_run["world"]
+  run = restore.load_run(workdir)
+  out = recall.run_recall(run, world["annotations"], world["eval_features_dir"],
+                          generation.codebook_for(run, None), progress=False)
+  assert out["k"] == 5 and out["segments"] > 0 and len(out["prior_words"]) == 5
+  assert 0 <= out["model_recall"] <= 1 and 0 < out["prior_recall"] <= 1
+  assert "text-blind frequency prior" in recall.format_recall(out)
+  written = generation.run_text_to_video(workdir, [], world["eval_features_dir"], run=run,
+                                         recall=out)
+  assert written["recall"] == out and written["results"] == []

@@ -109,10 +109,18 @@ def run_task() -> dict:
   from videobert_jax.eval import generation  # pylint: disable=g-import-not-at-top
   _require("workdir", "features")
   if FLAGS.task == "text_to_video":
+    run, recall = None, None
+    if FLAGS.youcook:  # recall@5 of each validation caption against its own clips
+      from videobert_jax.eval import restore  # pylint: disable=g-import-not-at-top
+      from videobert_jax.eval import text_to_video_recall  # pylint: disable=g-import-not-at-top
+      run = restore.load_run(FLAGS.workdir, FLAGS.checkpoint, FLAGS.codebook)
+      recall = text_to_video_recall.run_recall(
+          run, FLAGS.youcook, FLAGS.features, generation.codebook_for(run, FLAGS.codebook),
+          batch_size=FLAGS.batch_size, skip_missing=FLAGS.skip_missing)
     return generation.run_text_to_video(
-        FLAGS.workdir, _sentences(), FLAGS.features, FLAGS.codebook,
-        num_video_tokens=FLAGS.num_video_tokens, top_k=FLAGS.top_k,
-        frames_dir=FLAGS.frames, **common)
+        FLAGS.workdir, _sentences() if FLAGS.sentence or not recall else [],
+        FLAGS.features, FLAGS.codebook, num_video_tokens=FLAGS.num_video_tokens,
+        top_k=FLAGS.top_k, frames_dir=FLAGS.frames, run=run, recall=recall, **common)
   return generation.run_forecast(
       FLAGS.workdir, FLAGS.features, FLAGS.codebook, video_ids=FLAGS.video,
       seconds=FLAGS.time, visual_words=FLAGS.visual_word, context=FLAGS.context,
@@ -127,6 +135,10 @@ def _summary(results: dict) -> str:
   else:
     from videobert_jax.eval import generation  # pylint: disable=g-import-not-at-top
     text = generation.format_results(results["results"])
+    if results.get("recall"):
+      from videobert_jax.eval import text_to_video_recall  # pylint: disable=g-import-not-at-top
+      text = (text + "\n" if text else "") + text_to_video_recall.format_recall(
+          results["recall"])
   for key in ("path", "html"):
     if results.get(key):
       text += f"\nwrote {results[key]}"

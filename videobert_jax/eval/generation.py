@@ -112,13 +112,15 @@ def forecast(masked_model, layout: tokens.TokenLayout,
   return results
 
 
-def _masked_model(run, batch_size: int):
+def masked_model_for(run, batch_size: int):
+  """The masked-model runner of a restored run (``eval.restore.load_run``)."""
   from videobert_jax.eval import runner  # pylint: disable=g-import-not-at-top
   return runner.MaskedModel(run.model, run.params, run.mesh,
                             int(run.config.data.max_seq_len), batch_size)
 
 
-def _leaves(run, codebook: str | None):
+def codebook_for(run, codebook: str | None):
+  """The codebook of ``--codebook`` or of the run's config, checked against the model."""
   from videobert_jax.quantize import codebook as codebook_lib  # pylint: disable=g-import-not-at-top
   path = codebook or run.config.data.codebook
   if not path:
@@ -146,24 +148,29 @@ def run_text_to_video(workdir: str, sentences: Sequence[str], features_dir: str,
                       codebook: str | None = None, *, step: int | None = None,
                       num_video_tokens: int = 3, top_k: int = 3,
                       frames_dir: str | None = None, batch_size: int = 32,
-                      write: bool = True, run=None) -> dict:
+                      write: bool = True, run=None, recall: dict | None = None) -> dict:
   """Text-to-video for ``sentences``; writes ``WORKDIR/eval/text_to_video.{json,html}``.
 
   ``features_dir`` holds the clips shown as the visual words' nearest clips.
+  ``recall`` (from ``eval.text_to_video_recall.run_recall``) is written with the
+  results; ``sentences`` may then be empty.
   """
   from videobert_jax.eval import restore as checkpoint_lib  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import pages  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import report  # pylint: disable=g-import-not-at-top
-  if not sentences:
-    raise ValueError("no sentences given")
+  if not sentences and not recall:
+    raise ValueError("no sentences given (--sentence, or --youcook to measure recall)")
   run = run or checkpoint_lib.load_run(workdir, step, codebook)
-  book = _leaves(run, codebook)
-  results = text_to_video(_masked_model(run, batch_size), run.layout, sentences,
-                          num_video_tokens, top_k, run.config.data.get("vocab_path"))
+  book = codebook_for(run, codebook)
+  results = (text_to_video(masked_model_for(run, batch_size), run.layout, sentences,
+                           num_video_tokens, top_k, run.config.data.get("vocab_path"))
+             if sentences else [])
   clips = pages.nearest_clips(book.leaves, pages.words_on(results), features_dir,
                               frames_dir=frames_dir)
   out = {"task": "text_to_video", "step": run.step, "results": results,
          "clips": {str(w): dataclasses.asdict(c) for w, c in clips.items()}}
+  if recall:
+    out["recall"] = recall
   if write:
     out["html"] = os.path.join(report.results_dir(workdir), "text_to_video.html")
     pages.text_to_video_page(out["html"], results, clips)
@@ -189,7 +196,7 @@ def run_forecast(workdir: str, features_dir: str, codebook: str | None = None, *
   if not video_ids and not visual_words:
     raise ValueError("give a video (--video) or a visual word (--visual_word) to forecast from")
   run = run or checkpoint_lib.load_run(workdir, step, codebook)
-  book = _leaves(run, codebook)
+  book = codebook_for(run, codebook)
   contexts = []
   for video_id in video_ids:
     features = youcook.load_video_features(features_dir, video_id, clip_seconds, mmap=False)
@@ -201,7 +208,7 @@ def run_forecast(workdir: str, features_dir: str, codebook: str | None = None, *
     if not 0 <= int(word) < book.num_words:
       raise ValueError(f"visual word {word} out of range [0, {book.num_words})")
     contexts.append(ForecastContext(f"visual word v{int(word)}", (int(word),)))
-  results = forecast(_masked_model(run, batch_size), run.layout, contexts, horizons, top_k)
+  results = forecast(masked_model_for(run, batch_size), run.layout, contexts, horizons, top_k)
   clips = pages.nearest_clips(book.leaves, pages.words_on(results), features_dir,
                               clip_seconds, frames_dir)
   out = {"task": "forecast", "step": run.step, "results": results,
