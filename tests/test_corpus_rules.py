@@ -3,7 +3,6 @@ empty transcripts are no ASR, a BOM and blank lines in videos.jsonl are fine, an
 bad or truncated .npy is one line naming the file and the videos.jsonl line.
 """
 
-import ast
 import json
 import os
 
@@ -361,22 +360,6 @@ def test_builder_passes_allow_outside_paths(tmp_path):
   splits = loose._split_generators(None)  # pylint: disable=protected-access
   examples = list(splits["train"]) + list(splits["validation"])
   assert len(examples) == 1
-
-
-# ------------------------------------------------------------------ style rule
-
-
-def test_corpus_functions_are_under_80_lines():
-  folder = os.path.dirname(reader.__file__)
-  for name in sorted(os.listdir(folder)):
-    if not name.endswith(".py"):
-      continue
-    with open(os.path.join(folder, name), encoding="utf-8") as f:
-      tree = ast.parse(f.read())
-    for node in ast.walk(tree):
-      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        length = node.end_lineno - node.lineno + 1
-        assert length < 80, f"corpus/{name}: {node.name} has {length} lines"
 
 
 def make_codebook(path, feature_dim=DIM, seed=0):

@@ -9,6 +9,7 @@ import pytest
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "videobert_jax")
 MAX_FILE_LINES = 500
+MAX_FUNCTION_LINES = 80
 
 
 def _modules():
@@ -95,6 +96,17 @@ def test_files_stay_readable(module):
   with open(path, encoding="utf-8") as f:
     lines = len(f.read().splitlines())
   assert lines <= MAX_FILE_LINES, f"{path}: {lines} lines"
+
+
+def test_no_function_over_80_lines():
+  # Counted as the style rule counts them: def line to last line, decorators excluded.
+  offenders = [f"{path}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})"
+               for _, (path, tree) in sorted(MODULES.items())
+               for node in ast.walk(tree)
+               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+               and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+  assert not offenders, (f"functions over {MAX_FUNCTION_LINES} lines:\n"
+                         + "\n".join(offenders))
 
 
 def test_every_stage_has_a_command_line():

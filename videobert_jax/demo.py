@@ -171,8 +171,8 @@ def captioning(train_dir: str, annotations: str, features_dir: str, codebook: st
   return result
 
 
-def main(argv=None) -> int:
-  """Runs the demo pipeline and prints a summary."""
+def _parser() -> argparse.ArgumentParser:
+  """The demo's command line."""
   parser = argparse.ArgumentParser(
       prog="python -m videobert_jax.demo", description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -206,14 +206,11 @@ def main(argv=None) -> int:
                            "overfit long before that)")
   parser.add_argument("--skip-captioning", action="store_true",
                       help="stop after zero-shot classification")
-  args = parser.parse_args(argv)
-  # TensorFlow (input pipelines only) logs oneDNN and CUDA probing at import; keep
-  # the demo readable.
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  quiet.import_tensorflow()
-  os.makedirs(args.workdir, exist_ok=True)
-  start = time.time()
-  stages = Stages()
+  return parser
+
+
+def _run_stages(args, parser: argparse.ArgumentParser, stages: Stages) -> str:
+  """Runs every stage of the pipeline into ``stages``; returns the corpus folder."""
   corpus_dir = args.corpus
   if corpus_dir is None:
     world = stages.run("synthesize the cooking world", lambda: synthesize_world(
@@ -245,7 +242,11 @@ def main(argv=None) -> int:
   if not args.skip_captioning:
     stages.run("captioning", lambda: captioning(
         train_dir, annotations, features_dir, codebook, run, args.caption_steps))
+  return corpus_dir
 
+
+def _report(args, corpus_dir: str, stages: Stages, start: float) -> None:
+  """Writes ``demo_results.json`` and prints the stage timings and tables."""
   total = time.time() - start
   summary = {"workdir": os.path.abspath(args.workdir), "corpus": corpus_dir,
              "seconds_total": round(total, 1), "seconds_per_stage": stages.seconds,
@@ -259,6 +260,21 @@ def main(argv=None) -> int:
     if name in stages.results:
       print(f"\n{name}:\n{stages.results[name]['table']}")
   print(f"\nDemo finished in {total:.0f} s; results in {out}")
+
+
+def main(argv=None) -> int:
+  """Runs the demo pipeline and prints a summary."""
+  parser = _parser()
+  args = parser.parse_args(argv)
+  # TensorFlow (input pipelines only) logs oneDNN and CUDA probing at import; keep
+  # the demo readable.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  quiet.import_tensorflow()
+  os.makedirs(args.workdir, exist_ok=True)
+  start = time.time()
+  stages = Stages()
+  corpus_dir = _run_stages(args, parser, stages)
+  _report(args, corpus_dir, stages, start)
   return 0
 
 

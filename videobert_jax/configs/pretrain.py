@@ -27,12 +27,21 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
   """Returns the pretraining config for size ``arg``."""
   if arg not in SIZES:
     raise ValueError(f"unknown size {arg!r}; choose one of {sorted(SIZES)}")
-  num_layers, hidden, heads, mlp = SIZES[arg]
-  tiny = arg == "tiny"
   config = ml_collections.ConfigDict()
   config.size = arg  # which named size this is (for logs)
+  config.model = _model_config(arg)
+  config.data = _data_config(arg)
+  config.train = _train_config(arg)
+  config.mesh = _mesh_config()
+  config.init = _init_config()
+  return config
 
-  config.model = model = ml_collections.ConfigDict()
+
+def _model_config(arg: str) -> ml_collections.ConfigDict:
+  """The transformer's shape and numerics for size ``arg``."""
+  num_layers, hidden, heads, mlp = SIZES[arg]
+  tiny = arg == "tiny"
+  model = ml_collections.ConfigDict()
   model.num_layers = num_layers  # transformer layers
   model.hidden_size = hidden  # H
   model.num_heads = heads  # attention heads; H must divide by it
@@ -53,8 +62,13 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
   model.freeze_embeddings = not tiny
   model.text_vocab_size = 30522  # BERT uncased WordPieces
   model.num_visual_words = ml_collections.config_dict.placeholder(int)  # None: codebook
+  return model
 
-  config.data = data = ml_collections.ConfigDict()
+
+def _data_config(arg: str) -> ml_collections.ConfigDict:
+  """Where the corpus lives and how examples are built and masked."""
+  tiny = arg == "tiny"
+  data = ml_collections.ConfigDict()
   data.corpus_dir = ml_collections.config_dict.placeholder(str)  # corpus folder
   data.codebook = ml_collections.config_dict.placeholder(str)  # fitted codebook path
   data.tfds_data_dir = ml_collections.config_dict.placeholder(str)  # TFDS build dir
@@ -79,8 +93,13 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
       {"text": 1.0, "video": 1.0, "video_text": 1.0})  # sampling rate per objective
   data.seed = 0  # shuffling and masking
   data.shuffle_buffer_size = 1_000  # examples shuffled after preprocessing (fills before step 1)
+  return data
 
-  config.train = train = ml_collections.ConfigDict()
+
+def _train_config(arg: str) -> ml_collections.ConfigDict:
+  """Optimizer, schedule, logging and checkpointing for size ``arg``."""
+  tiny = arg == "tiny"
+  train = ml_collections.ConfigDict()
   train.batch_size = {"tiny": 32, "small": 64, "base": 128, "large": 128}[arg]  # global
   train.learning_rate = 1e-3 if tiny else (1e-4 if arg in ("small", "base") else 1e-5)
   train.num_steps = {"tiny": 2000, "small": 50_000, "base": 200_000, "large": 500_000}[arg]
@@ -100,12 +119,20 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
   train.data_resume = "skip"  # on resume: "skip" consumed batches or "reseed"
   train.peak_tflops = ml_collections.config_dict.placeholder(float)  # None: measure
   train.allow_config_change = False  # resume a workdir trained with other model/data fields
+  return train
 
-  config.mesh = mesh = ml_collections.ConfigDict()
+
+def _mesh_config() -> ml_collections.ConfigDict:
+  """How devices split into data- and tensor-parallel axes (same for every size)."""
+  mesh = ml_collections.ConfigDict()
   mesh.data = -1  # data-parallel size; -1 = all devices left after model
   mesh.model = 1  # tensor-parallel size (vocab, mlp, heads)
+  return mesh
 
-  config.init = init = ml_collections.ConfigDict()
+
+def _init_config() -> ml_collections.ConfigDict:
+  """Which pretrained checkpoint, if any, initializes the text side."""
+  init = ml_collections.ConfigDict()
   init.checkpoint = ml_collections.config_dict.placeholder(str)  # TF ckpt / .safetensors
   init.format = "auto"  # "auto" | "tf" | "safetensors"
-  return config
+  return init

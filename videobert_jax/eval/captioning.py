@@ -75,10 +75,7 @@ def run_captioning(workdir: str, annotations: str, features_dir: str,
     captioner_config: ``configs/captioner.py`` config (default: its get_config()).
     rows: which of ``ROWS`` to run.
   """
-  from videobert_jax.eval import captioner as captioner_lib  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import restore as checkpoint_lib  # pylint: disable=g-import-not-at-top
-  from videobert_jax.eval import runner  # pylint: disable=g-import-not-at-top
-  from videobert_jax.eval import segments as segments_lib  # pylint: disable=g-import-not-at-top
   from videobert_jax.quantize import codebook as codebook_lib  # pylint: disable=g-import-not-at-top
   unknown = set(rows) - {r for r, _ in ROWS}
   if unknown:
@@ -91,6 +88,29 @@ def run_captioning(workdir: str, annotations: str, features_dir: str,
   if not codebook_path:
     raise ValueError("no codebook: pass --codebook (the model's training config has none)")
   book = codebook_lib.load_codebook(codebook_path)
+  splits, skipped = _load_splits(annotations, features_dir, book, skip_missing, progress)
+  features = _row_features(run, splits, rows, template, batch_size, progress)
+  table, outputs, references = _train_and_score(features, splits, rows, config, progress)
+
+  results = {"task": "captioning", "workdir": os.path.abspath(workdir), "step": run.step,
+             "template": template, "annotations": os.path.abspath(annotations),
+             "num_training_segments": len(splits["training"]),
+             "num_validation_segments": len(splits["validation"]),
+             "skipped_videos": skipped, "captioner": config.to_dict(), "rows": table}
+  results["table"] = format_captioning_table(results)
+  if write:
+    for row, predictions in outputs.items():
+      report.write_results(workdir, f"captions_{row}", {
+          "references": references, "predictions": predictions})
+    results["path"] = report.write_results(workdir, "captioning", results)
+  return results
+
+
+def _load_splits(annotations: str, features_dir: str, book, skip_missing: bool,
+                 progress: bool) -> tuple[dict[str, list], Any]:
+  """Segment inputs by subset (``training``, ``validation``) and the skipped videos;
+  an empty subset is an error, as no captioner could be trained or scored."""
+  from videobert_jax.eval import segments as segments_lib  # pylint: disable=g-import-not-at-top
   inputs, skipped = segments_lib.load_segment_inputs(
       annotations, features_dir, book, subsets=("training", "validation"),
       skip_missing=skip_missing, progress=progress)
@@ -99,8 +119,15 @@ def run_captioning(workdir: str, annotations: str, features_dir: str,
   for name, items in splits.items():
     if not items:
       raise ValueError(f"{annotations}: no {name} segments with features")
+  return splits, skipped
 
+
+def _row_features(run, splits: dict[str, list], rows: Sequence[str], template: str,
+                  batch_size: int, progress: bool) -> dict[tuple[str, str], np.ndarray]:
+  """``(row, subset) -> [N, F]`` captioner inputs of every row asked for."""
+  from videobert_jax.eval import runner  # pylint: disable=g-import-not-at-top
   features = {}
+  # The VideoBERT forward passes are the slow part: run them only when a row needs them.
   if {"videobert", "videobert_features"} & set(rows):
     masked = runner.MaskedModel(run.model, run.params, run.mesh,
                                 int(run.config.data.max_seq_len), batch_size)
@@ -114,7 +141,16 @@ def run_captioning(workdir: str, annotations: str, features_dir: str,
     if ("videobert", name) in features:
       features[("videobert_features", name)] = np.concatenate(
           [features[("videobert", name)], features[("features", name)]], axis=1)
+  return features
 
+
+def _train_and_score(features: dict, splits: dict[str, list], rows: Sequence[str], config,
+                     progress: bool) -> tuple[list[dict], dict, dict]:
+  """Trains one captioner per row on the training split and scores it on validation.
+
+  Returns ``(table rows, row -> predictions, references)``, captions keyed by ``_key``.
+  """
+  from videobert_jax.eval import captioner as captioner_lib  # pylint: disable=g-import-not-at-top
   train_captions = [s.segment.sentence for s in splits["training"]]
   val = splits["validation"]
   references = {_key(s): [s.segment.sentence] for s in val}
@@ -131,19 +167,7 @@ def run_captioning(workdir: str, annotations: str, features_dir: str,
                   "train_loss": trained.final_loss,
                   "feature_dim": int(features[(row, "training")].shape[1])})
     outputs[row] = predictions
-
-  results = {"task": "captioning", "workdir": os.path.abspath(workdir), "step": run.step,
-             "template": template, "annotations": os.path.abspath(annotations),
-             "num_training_segments": len(splits["training"]),
-             "num_validation_segments": len(val), "skipped_videos": skipped,
-             "captioner": config.to_dict(), "rows": table}
-  results["table"] = format_captioning_table(results)
-  if write:
-    for row, predictions in outputs.items():
-      report.write_results(workdir, f"captions_{row}", {
-          "references": references, "predictions": predictions})
-    results["path"] = report.write_results(workdir, "captioning", results)
-  return results
+  return table, outputs, references
 
 
 def _key(segment_input) -> str:

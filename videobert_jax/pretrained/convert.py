@@ -180,7 +180,6 @@ def convert(weights: readers.BertWeights, config, layout, leaf_centroids=None,
   sizes = validate(weights, config, layout)
   v = weights.variables
   h, n = sizes["hidden_size"], sizes["num_heads"]
-  dh = h // n
   rng = np.random.default_rng(seed)
   report = {
       "checkpoint": weights.path, "format": weights.checkpoint_format,
@@ -205,36 +204,50 @@ def convert(weights: readers.BertWeights, config, layout, leaf_centroids=None,
       "layer_norm": _layer_norm(v, "bert/embeddings/LayerNorm"),
   }}
 
-  encoder = {}
-  for i in range(sizes["num_layers"]):
-    p = f"bert/encoder/layer_{i}/"
-    attention = {name: {"kernel": v[p + f"attention/self/{name}/kernel"].reshape(h, n, dh),
-                        "bias": v[p + f"attention/self/{name}/bias"].reshape(n, dh)}
-                 for name in ("query", "key", "value")}
-    attention["out"] = {"kernel": v[p + "attention/output/dense/kernel"].reshape(n, dh, h),
-                        "bias": v[p + "attention/output/dense/bias"]}
-    encoder[f"layer_{i}"] = {
-        "attention": attention,
-        "attention_layer_norm": _layer_norm(v, p + "attention/output/LayerNorm"),
-        "mlp": {"wi": _dense(v, p + "intermediate/dense"),
-                "wo": _dense(v, p + "output/dense")},
-        "mlp_layer_norm": _layer_norm(v, p + "output/LayerNorm"),
-    }
-  params["encoder"] = encoder
+  params["encoder"] = {f"layer_{i}": _encoder_layer(v, i, h, n)
+                       for i in range(sizes["num_layers"])}
+  # The fresh heads draw from ``rng`` in this order (mlm, pooler, classifier), after
+  # the visual rows: keep it so a seed gives the same parameters.
+  params["mlm_head"] = _mlm_head(v, layout, rng, h, report)
+  params["alignment_head"] = _alignment_head(v, rng, h, report)
+  return params, report
 
+
+def _encoder_layer(v: dict, i: int, h: int, n: int) -> dict:
+  """Transformer layer ``i``, attention kernels split into heads."""
+  dh = h // n
+  p = f"bert/encoder/layer_{i}/"
+  attention = {name: {"kernel": v[p + f"attention/self/{name}/kernel"].reshape(h, n, dh),
+                      "bias": v[p + f"attention/self/{name}/bias"].reshape(n, dh)}
+               for name in ("query", "key", "value")}
+  attention["out"] = {"kernel": v[p + "attention/output/dense/kernel"].reshape(n, dh, h),
+                      "bias": v[p + "attention/output/dense/bias"]}
+  return {
+      "attention": attention,
+      "attention_layer_norm": _layer_norm(v, p + "attention/output/LayerNorm"),
+      "mlp": {"wi": _dense(v, p + "intermediate/dense"),
+              "wo": _dense(v, p + "output/dense")},
+      "mlp_layer_norm": _layer_norm(v, p + "output/LayerNorm"),
+  }
+
+
+def _mlm_head(v: dict, layout, rng: np.random.Generator, h: int, report: dict) -> dict:
+  """The masked-token head: the checkpoint's, its bias padded to the layout, or fresh."""
   if MLM_HEAD[0] in v:
     bias = np.zeros((layout.vocab_size,), np.float32)
     bias[:layout.text_vocab_size] = v["cls/predictions/output_bias"]
-    params["mlm_head"] = {"transform": _dense(v, "cls/predictions/transform/dense"),
-                          "layer_norm": _layer_norm(v, "cls/predictions/transform/LayerNorm"),
-                          "bias": bias}
-  else:
-    params["mlm_head"] = {"transform": _fresh_dense(rng, h, h),
-                          "layer_norm": {"scale": np.ones((h,), np.float32),
-                                         "bias": np.zeros((h,), np.float32)},
-                          "bias": np.zeros((layout.vocab_size,), np.float32)}
-    report["initialised_fresh"].append("mlm_head")
+    return {"transform": _dense(v, "cls/predictions/transform/dense"),
+            "layer_norm": _layer_norm(v, "cls/predictions/transform/LayerNorm"),
+            "bias": bias}
+  report["initialised_fresh"].append("mlm_head")
+  return {"transform": _fresh_dense(rng, h, h),
+          "layer_norm": {"scale": np.ones((h,), np.float32),
+                         "bias": np.zeros((h,), np.float32)},
+          "bias": np.zeros((layout.vocab_size,), np.float32)}
 
+
+def _alignment_head(v: dict, rng: np.random.Generator, h: int, report: dict) -> dict:
+  """Pooler and aligned/not-aligned classifier, from the checkpoint where it has them."""
   alignment = {}
   if POOLER[0] in v:
     alignment["pooler"] = _dense(v, "bert/pooler/dense")
@@ -249,8 +262,7 @@ def convert(weights: readers.BertWeights, config, layout, leaf_centroids=None,
   else:
     alignment["classifier"] = _fresh_dense(rng, h, 2)
     report["initialised_fresh"].append("alignment_head/classifier")
-  params["alignment_head"] = alignment
-  return params, report
+  return alignment
 
 
 def _extend_vocabulary(text_rows: np.ndarray, layout, leaf_centroids, seed: int,

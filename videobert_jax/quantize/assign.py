@@ -76,59 +76,88 @@ def assign_corpus(corpus_dir: str | os.PathLike, codebook: Codebook,
   out_dir = os.fspath(out_dir)
   os.makedirs(os.path.join(out_dir, "tokens"), exist_ok=True)
   skipped: list[reader.CorpusError] = []
-  index_lines: list[str] = []
-  histogram = np.zeros(codebook.num_words, np.int64)
-  pending: list[tuple[reader.VideoRecord, np.ndarray]] = []
-  pending_rows = 0
-  clips = 0
-
-  def flush():
-    nonlocal pending, pending_rows, clips
-    if not pending:
-      return
-    tokens = codebook.assign(np.concatenate([f for _, f in pending]), exact=exact)
-    start = 0
-    for record, features in pending:
-      seq = tokens[start:start + features.shape[0]]
-      start += features.shape[0]
-      name = token_file_name(record.video_id)
-      fileio.save_npy(os.path.join(out_dir, "tokens", name), seq)
-      index_lines.append(json.dumps({"video_id": record.video_id,
-                                     "tokens": f"tokens/{name}",
-                                     "num_clips": int(seq.shape[0]),
-                                     "clip_seconds": record.clip_seconds}))
-      np.add.at(histogram, seq, 1)
-      clips += int(seq.shape[0])
-    pending, pending_rows = [], 0
-
+  writer = _TokenWriter(codebook, out_dir, exact)
   videos = reader.iter_videos(corpus_dir, skip_bad=skip_bad, skipped=skipped)
   for record in tqdm(videos, desc="assign", unit="video", disable=not progress):
     try:
-      features = reader.load_features(record)
-      if features.shape[1] != codebook.feature_dim:
-        raise reader.CorpusError(
-            record.features_path, f"features of video {record.video_id!r} are "
-            f"{features.shape[1]}-d, the codebook is {codebook.feature_dim}-d",
-            video_id=record.video_id)
+      features = _load_features(record, codebook)
     except reader.CorpusError as e:
       if not skip_bad:
         raise
       skipped.append(e)
       continue
-    pending.append((record, features))
-    pending_rows += features.shape[0]
-    if pending_rows >= ROWS_PER_CALL:
-      flush()
-  flush()
+    writer.add(record, features)
+  writer.flush()
 
   with fileio.atomic_open(os.path.join(out_dir, "tokens.jsonl"), "w", encoding="utf-8") as f:
-    for line in index_lines:
+    for line in writer.index_lines:
       f.write(line + "\n")
+  summary = _summary(corpus_dir, codebook, writer, exact, skipped, t0)
+  fileio.write_json(os.path.join(out_dir, "summary.json"), summary)
+  return summary
+
+
+def _load_features(record: reader.VideoRecord, codebook: Codebook) -> np.ndarray:
+  """A video's features; a CorpusError naming the file when their size is not the
+  codebook's (caught here rather than deep inside a batched ``assign`` call)."""
+  features = reader.load_features(record)
+  if features.shape[1] != codebook.feature_dim:
+    raise reader.CorpusError(
+        record.features_path, f"features of video {record.video_id!r} are "
+        f"{features.shape[1]}-d, the codebook is {codebook.feature_dim}-d",
+        video_id=record.video_id)
+  return features
+
+
+class _TokenWriter:
+  """Assigns videos in batches of about ``ROWS_PER_CALL`` clips (one codebook call
+  each) and writes every video's token file, keeping its index line and counts."""
+
+  def __init__(self, codebook: Codebook, out_dir: str, exact: bool):
+    self.codebook, self.out_dir, self.exact = codebook, out_dir, exact
+    self.index_lines: list[str] = []
+    self.histogram = np.zeros(codebook.num_words, np.int64)
+    self.clips = 0
+    self._pending: list[tuple[reader.VideoRecord, np.ndarray]] = []
+    self._pending_rows = 0
+
+  def add(self, record: reader.VideoRecord, features: np.ndarray) -> None:
+    """Queues one video; assigns the queue once it holds enough clips."""
+    self._pending.append((record, features))
+    self._pending_rows += features.shape[0]
+    if self._pending_rows >= ROWS_PER_CALL:
+      self.flush()
+
+  def flush(self) -> None:
+    """Assigns and writes every queued video."""
+    if not self._pending:
+      return
+    tokens = self.codebook.assign(np.concatenate([f for _, f in self._pending]),
+                                  exact=self.exact)
+    start = 0
+    for record, features in self._pending:
+      seq = tokens[start:start + features.shape[0]]
+      start += features.shape[0]
+      name = token_file_name(record.video_id)
+      fileio.save_npy(os.path.join(self.out_dir, "tokens", name), seq)
+      self.index_lines.append(json.dumps({"video_id": record.video_id,
+                                          "tokens": f"tokens/{name}",
+                                          "num_clips": int(seq.shape[0]),
+                                          "clip_seconds": record.clip_seconds}))
+      np.add.at(self.histogram, seq, 1)
+      self.clips += int(seq.shape[0])
+    self._pending, self._pending_rows = [], 0
+
+
+def _summary(corpus_dir, codebook: Codebook, writer: _TokenWriter, exact: bool,
+             skipped: list, t0: float) -> dict:
+  """What ``summary.json`` holds: counts, word usage, skipped inputs and time."""
+  histogram = writer.histogram
   used = histogram > 0
-  summary = {
+  return {
       "corpus": os.path.abspath(os.fspath(corpus_dir)),
-      "videos": len(index_lines),
-      "clips": clips,
+      "videos": len(writer.index_lines),
+      "clips": writer.clips,
       "method": "exact" if exact else "tree",
       "num_words": codebook.num_words,
       "words_used": int(used.sum()),
@@ -137,8 +166,6 @@ def assign_corpus(corpus_dir: str | os.PathLike, codebook: Codebook,
       "skipped": [str(e) for e in skipped],
       "seconds": round(time.perf_counter() - t0, 3),
   }
-  fileio.write_json(os.path.join(out_dir, "summary.json"), summary)
-  return summary
 
 
 def read_tokens(out_dir: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -203,25 +203,14 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
          sums_method, bounds, progress) -> KMeansResult:
   """One k-means++ + Lloyd run of ``fit_kmeans`` on a prepared feed."""
   import jax
-  import jax.numpy as jnp
   from jax.sharding import NamedSharding, PartitionSpec as P
   mesh = feed.mesh
   sums_method = sums_method or default_sums_method()
   replicated = NamedSharding(mesh, P())
 
   t0 = time.perf_counter()
-  if init is None:
-    sample_size = init_sample_size or max(INIT_ROWS_PER_CLUSTER * k, MIN_INIT_ROWS)
-    sample = feed.sample(-(-sample_size // jax.process_count()), seed)
-    if jax.process_count() > 1:  # every host seeds from the same global sample
-      from jax.experimental import multihost_utils
-      sample = np.concatenate(list(multihost_utils.process_allgather(sample)))
-    centroids = _init_centroids(sample, k, seed, num_init_trials)
-  else:
-    centroids = np.asarray(init, np.float32)
-    if centroids.shape != (k, feed.dim):
-      raise ValueError(f"init must have shape {(k, feed.dim)}, got {centroids.shape}")
-  centroids = jax.device_put(jnp.asarray(centroids), replicated)
+  centroids = _initial_centroids(feed, k, seed, init, init_sample_size, num_init_trials)
+  centroids = jax.device_put(centroids, replicated)
   jax.block_until_ready(centroids)
   init_seconds = time.perf_counter() - t0
 
@@ -232,27 +221,9 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
   if feed.resident:
     jax.block_until_ready(feed.stacked())
   staging_seconds = time.perf_counter() - t0
-  # Resident rows carry Hamerly bounds from pass to pass (see bounded.py): the
-  # (labels, upper, lower) state and the centroids it holds for. With bounds off
-  # the state is reset every pass, so every row is recomputed.
-  bound_state, bound_centroids = None, None
-  bounded_pass = bounded.bounded_pass_function(mesh, sums_method, feed.num_chunks)
-
-  def one_pass(c):
-    """(sums, counts, inertia) for centroids ``c`` and the rows recomputed."""
-    nonlocal bound_state, bound_centroids
-    if feed.resident:
-      xs, masks, x_sq = feed.stacked()
-      if bound_state is None or not bounds:
-        bound_state, bound_centroids = bounded.initial_state(masks), c
-      stats, bound_state, rows = bounded_pass(xs, masks, x_sq, bound_state, c,
-                                              bound_centroids)
-      bound_centroids = c
-      return stats, int(rows)
-    acc = _zero_accumulators(mesh, feed.num_chunks, k, feed.dim)
-    for x, mask in feed.batches():
-      acc = step_fn(acc, x, mask, c)
-    return finish_fn(acc), None
+  one_pass = _pass_function(feed, k, bounds, step_fn, finish_fn,
+                            bounded.bounded_pass_function(mesh, sums_method,
+                                                          feed.num_chunks))
 
   iteration_seconds = []
   distance_rows = []
@@ -268,20 +239,15 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
     counts = np.asarray(counts_dev)
     distance_rows.append(int(counts.sum()) if rows is None else rows)
     inertia = float(inertia_dev)
-    safe = jnp.maximum(counts_dev, 1.0)[:, None]
-    new = jnp.where((counts_dev > 0)[:, None], sums / safe, centroids)
-    empty = np.flatnonzero(counts == 0)
-    if empty.size:
-      far = _farthest_points(feed, centroids, empty.size)
-      if far.shape[0]:
-        reseeded += far.shape[0]
-        new = new.at[empty[:far.shape[0]]].set(jnp.asarray(far))
+    new, num_empty, num_reseeded = _update_centroids(feed, centroids, sums, counts_dev,
+                                                     counts)
+    reseeded += num_reseeded
     centroids = jax.device_put(new, replicated)
     jax.block_until_ready(centroids)
     iteration_seconds.append(time.perf_counter() - t)
     bar.update(1)
     bar.set_postfix(inertia=f"{inertia:.4g}")
-    if not empty.size and prev_inertia - inertia <= tol * max(inertia, 1e-30):
+    if not num_empty and prev_inertia - inertia <= tol * max(inertia, 1e-30):
       converged = True
       break
     prev_inertia = inertia
@@ -291,6 +257,70 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
                       init_seconds=init_seconds, iteration_seconds=iteration_seconds,
                       reseeded=reseeded, staging_seconds=staging_seconds,
                       distance_rows=distance_rows)
+
+
+def _initial_centroids(feed: DataFeed, k, seed, init, init_sample_size,
+                       num_init_trials):
+  """``[k, D]`` starting centroids: k-means++ on a sample of the feed, or ``init``."""
+  import jax
+  import jax.numpy as jnp
+  if init is None:
+    sample_size = init_sample_size or max(INIT_ROWS_PER_CLUSTER * k, MIN_INIT_ROWS)
+    sample = feed.sample(-(-sample_size // jax.process_count()), seed)
+    if jax.process_count() > 1:  # every host seeds from the same global sample
+      from jax.experimental import multihost_utils
+      sample = np.concatenate(list(multihost_utils.process_allgather(sample)))
+    centroids = _init_centroids(sample, k, seed, num_init_trials)
+  else:
+    centroids = np.asarray(init, np.float32)
+    if centroids.shape != (k, feed.dim):
+      raise ValueError(f"init must have shape {(k, feed.dim)}, got {centroids.shape}")
+  return jnp.asarray(centroids)
+
+
+def _pass_function(feed: DataFeed, k, bounds, step_fn, finish_fn, bounded_pass):
+  """``one_pass(c) -> ((sums, counts, inertia), rows recomputed or None)``."""
+  # Resident rows carry Hamerly bounds from pass to pass (see bounded.py): the
+  # (labels, upper, lower) state and the centroids it holds for. With bounds off
+  # the state is reset every pass, so every row is recomputed.
+  bound_state, bound_centroids = None, None
+
+  def one_pass(c):
+    """(sums, counts, inertia) for centroids ``c`` and the rows recomputed."""
+    nonlocal bound_state, bound_centroids
+    if feed.resident:
+      xs, masks, x_sq = feed.stacked()
+      if bound_state is None or not bounds:
+        bound_state, bound_centroids = bounded.initial_state(masks), c
+      stats, bound_state, rows = bounded_pass(xs, masks, x_sq, bound_state, c,
+                                              bound_centroids)
+      bound_centroids = c
+      return stats, int(rows)
+    acc = _zero_accumulators(feed.mesh, feed.num_chunks, k, feed.dim)
+    for x, mask in feed.batches():
+      acc = step_fn(acc, x, mask, c)
+    return finish_fn(acc), None
+
+  return one_pass
+
+
+def _update_centroids(feed: DataFeed, centroids, sums, counts_dev, counts):
+  """Lloyd's update: each centroid moves to its rows' mean; an empty one (which
+  would never win rows again) is reseeded at a far point of the feed.
+
+  Returns ``(new centroids, empty clusters, clusters reseeded)``.
+  """
+  import jax.numpy as jnp
+  safe = jnp.maximum(counts_dev, 1.0)[:, None]
+  new = jnp.where((counts_dev > 0)[:, None], sums / safe, centroids)
+  empty = np.flatnonzero(counts == 0)
+  reseeded = 0
+  if empty.size:
+    far = _farthest_points(feed, centroids, empty.size)
+    if far.shape[0]:
+      reseeded = far.shape[0]
+      new = new.at[empty[:far.shape[0]]].set(jnp.asarray(far))
+  return new, empty.size, reseeded
 
 
 def accumulate_chunk_stats(acc, x, x_sq, mask, centroids, num_chunks: int,

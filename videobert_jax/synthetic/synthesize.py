@@ -259,15 +259,7 @@ def synthesize(out_dir: str | os.PathLike, num_videos: int = 200,
   Raises:
     ValueError: for arguments out of range.
   """
-  if num_videos < 1:
-    raise ValueError(f"num_videos must be at least 1, got {num_videos}")
-  if num_eval_videos < 2:
-    raise ValueError(f"num_eval_videos must be at least 2 (training and validation), "
-                     f"got {num_eval_videos}")
-  if dtype not in ("float16", "float32"):
-    raise ValueError(f"dtype must be float16 or float32, got {dtype!r}")
-  import tqdm  # pylint: disable=g-import-not-at-top
-
+  _check_arguments(num_videos, num_eval_videos, dtype)
   config = world_lib.WorldConfig(num_verbs=num_verbs, num_nouns=num_nouns)
   world = world_lib.World(config, feature_dim, seed)
   out_dir = os.path.abspath(os.fspath(out_dir))
@@ -276,8 +268,54 @@ def synthesize(out_dir: str | os.PathLike, num_videos: int = 200,
   ids = video_ids(np.random.default_rng([seed, _STREAM_IDS]),
                   num_videos + num_eval_videos)
   latents: list[str] = []
+  corpus = _write_corpus(world, corpus_dir, ids[:num_videos], seed, dtype, progress,
+                         latents)
+  annotations_path, num_validation, num_segments = _write_eval_set(
+      world, youcook_dir, ids[num_videos:], seed, dtype, progress, latents)
+  fileio.write_text(os.path.join(out_dir, "latents.jsonl"), "\n".join(latents) + "\n")
 
-  # The pretraining corpus.
+  num_clips, formats, languages = corpus
+  counts = {
+      "videos": num_videos, "clips": num_clips,
+      "hours": round(num_clips * CLIP_SECONDS / 3600.0, 4),
+      "transcripts": dict(sorted(formats.items())),
+      "languages": dict(sorted(languages.items())),
+      "videos_without_asr": num_videos - sum(formats.values()),
+      "eval_videos": num_eval_videos,
+      "eval_training_videos": num_eval_videos - num_validation,
+      "eval_validation_videos": num_validation, "eval_segments": num_segments,
+  }
+  world_path = _write_description(world, out_dir, seed, feature_dim, dtype, counts)
+  return {"out_dir": out_dir, "corpus_dir": corpus_dir, "youcook_dir": youcook_dir,
+          "annotations": annotations_path,
+          "eval_features_dir": os.path.join(youcook_dir, "features"),
+          "world": world_path, "latents": os.path.join(out_dir, "latents.jsonl"),
+          "seed": seed, "feature_dim": feature_dim, "dtype": dtype,
+          "verbs": [v[0] for v in world.verbs], "nouns": [n[0] for n in world.nouns],
+          **counts}
+
+
+def _check_arguments(num_videos: int, num_eval_videos: int, dtype: str) -> None:
+  """Raises ValueError for arguments ``synthesize`` cannot honour."""
+  if num_videos < 1:
+    raise ValueError(f"num_videos must be at least 1, got {num_videos}")
+  if num_eval_videos < 2:
+    raise ValueError(f"num_eval_videos must be at least 2 (training and validation), "
+                     f"got {num_eval_videos}")
+  if dtype not in ("float16", "float32"):
+    raise ValueError(f"dtype must be float16 or float32, got {dtype!r}")
+
+
+def _write_corpus(world: world_lib.World, corpus_dir: str, ids: list[str], seed: int,
+                  dtype: str, progress: bool,
+                  latents: list[str]) -> tuple[int, collections.Counter,
+                                               collections.Counter]:
+  """Writes the pretraining corpus of videos ``ids``, appending their latents.
+
+  Returns ``(clips, transcripts per format, transcripts per language)``.
+  """
+  import tqdm  # pylint: disable=g-import-not-at-top
+  num_videos = len(ids)
   kinds = assign_kinds(np.random.default_rng([seed, _STREAM_KINDS]), num_videos)
   recipe_order = np.random.default_rng([seed, _STREAM_CORPUS]).permutation(
       len(world.recipes))
@@ -307,8 +345,18 @@ def synthesize(out_dir: str | os.PathLike, num_videos: int = 200,
     num_clips += plan.num_clips
   fileio.write_text(os.path.join(corpus_dir, "videos.jsonl"),
                     "\n".join(index_lines) + "\n")
+  return num_clips, formats, languages
 
-  # The YouCook II style evaluation set.
+
+def _write_eval_set(world: world_lib.World, youcook_dir: str, ids: list[str], seed: int,
+                    dtype: str, progress: bool,
+                    latents: list[str]) -> tuple[str, int, int]:
+  """Writes the YouCook II style evaluation set of videos ``ids``, appending latents.
+
+  Returns ``(annotations path, validation videos, annotated segments)``.
+  """
+  import tqdm  # pylint: disable=g-import-not-at-top
+  num_eval_videos = len(ids)
   eval_rng = np.random.default_rng([seed, _STREAM_EVAL])
   eval_recipes = eval_rng.permutation(len(world.recipes))
   num_validation = max(1, round(0.25 * num_eval_videos))
@@ -316,7 +364,7 @@ def synthesize(out_dir: str | os.PathLike, num_videos: int = 200,
   database, num_segments = {}, 0
   for j in tqdm.trange(num_eval_videos, desc="eval videos", unit="video",
                        disable=not progress, leave=False):
-    video_id = ids[num_videos + j]
+    video_id = ids[j]
     plan_rng, feature_rng, label_rng = _rngs(seed, _STREAM_EVAL, j)
     recipe = world.recipes[eval_recipes[j % len(world.recipes)]]
     plan = world_lib.plan_video(world, plan_rng, recipe)
@@ -336,18 +384,12 @@ def synthesize(out_dir: str | os.PathLike, num_videos: int = 200,
     num_segments += len(annotations)
   annotations_path = os.path.join(youcook_dir, ANNOTATIONS_NAME)
   fileio.write_json(annotations_path, {"database": database}, indent=None)
-  fileio.write_text(os.path.join(out_dir, "latents.jsonl"), "\n".join(latents) + "\n")
+  return annotations_path, num_validation, num_segments
 
-  counts = {
-      "videos": num_videos, "clips": num_clips,
-      "hours": round(num_clips * CLIP_SECONDS / 3600.0, 4),
-      "transcripts": dict(sorted(formats.items())),
-      "languages": dict(sorted(languages.items())),
-      "videos_without_asr": num_videos - sum(formats.values()),
-      "eval_videos": num_eval_videos,
-      "eval_training_videos": num_eval_videos - num_validation,
-      "eval_validation_videos": num_validation, "eval_segments": num_segments,
-  }
+
+def _write_description(world: world_lib.World, out_dir: str, seed: int, feature_dim: int,
+                       dtype: str, counts: dict) -> str:
+  """Writes ``world.json`` (settings, paths, counts and the world); returns its path."""
   description = {
       "generator": "videobert_jax.synthetic.synthesize", "seed": seed,
       "feature_dim": feature_dim, "dtype": dtype, "clip_seconds": CLIP_SECONDS,
@@ -356,13 +398,7 @@ def synthesize(out_dir: str | os.PathLike, num_videos: int = 200,
       "counts": counts, **world.describe()}
   world_path = os.path.join(out_dir, "world.json")
   fileio.write_json(world_path, description)
-  return {"out_dir": out_dir, "corpus_dir": corpus_dir, "youcook_dir": youcook_dir,
-          "annotations": annotations_path,
-          "eval_features_dir": os.path.join(youcook_dir, "features"),
-          "world": world_path, "latents": os.path.join(out_dir, "latents.jsonl"),
-          "seed": seed, "feature_dim": feature_dim, "dtype": dtype,
-          "verbs": [v[0] for v in world.verbs], "nouns": [n[0] for n in world.nouns],
-          **counts}
+  return world_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

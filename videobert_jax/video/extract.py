@@ -128,6 +128,27 @@ def run_extraction(paths: list[str], writer: writer_lib.CorpusWriter,
     on_video_written: called with each new index line (tests use it).
   """
   report = ExtractReport(videos_listed=len(paths))
+  todo = _videos_to_do(paths, writer, report)
+  start = time.time()
+  bar = _progress_bar(todo, spec) if progress and todo else None
+  clips_q: queue.Queue = queue.Queue(maxsize=2 * encoder.batch_size)
+  stop = threading.Event()
+  threads = _start_decoders(todo, clips_q, spec, stop, decode_workers)
+  collector = _Collector(todo, writer, encoder, spec, report, bar, on_video_written)
+  try:
+    collector.run(clips_q, threads)
+  finally:
+    stop.set()
+    if bar is not None:
+      bar.close()
+  report.seconds = time.time() - start
+  return report
+
+
+def _videos_to_do(paths: list[str], writer: writer_lib.CorpusWriter,
+                  report: ExtractReport) -> list[tuple[str, str]]:
+  """``(video id, path)`` of the videos to extract, in order; counts those already
+  in the corpus and fails duplicate ids (two files would write one entry)."""
   todo: list[tuple[str, str]] = []
   seen: dict[str, str] = {}
   for path in paths:
@@ -140,102 +161,115 @@ def run_extraction(paths: list[str], writer: writer_lib.CorpusWriter,
     else:
       seen[video_id] = path
       todo.append((video_id, path))
-  start = time.time()
-  bar = _progress_bar(todo, spec) if progress and todo else None
+  return todo
+
+
+def _start_decoders(todo: list[tuple[str, str]], clips_q: queue.Queue,
+                    spec: decode.ClipSpec, stop: threading.Event,
+                    decode_workers: int) -> list[threading.Thread]:
+  """Starts the decoding threads, which share the ``todo`` videos between them."""
   jobs: queue.Queue = queue.Queue()
   for job in todo:
     jobs.put(job)
-  clips_q: queue.Queue = queue.Queue(maxsize=2 * encoder.batch_size)
-  stop = threading.Event()
   threads = [threading.Thread(target=_decode_worker, args=(jobs, clips_q, spec, stop),
                               daemon=True)
              for _ in range(max(1, min(decode_workers, len(todo))))]
   for t in threads:
     t.start()
+  return threads
 
-  pending = {key: _Pending(path) for key, path in todo}
-  open_videos = len(todo)
-  shape = (encoder.batch_size, spec.frames_per_clip, spec.size, spec.size, 3)
-  batch = np.empty(shape, np.uint8)
-  slots: list[tuple[str, int]] = []
-  in_flight: collections.deque = collections.deque()
 
-  def finish(key):
-    nonlocal open_videos
-    item = pending.pop(key)
-    open_videos -= 1
+class _Collector:
+  """The main thread's side: packs decoded clips into encoder batches and writes
+  each video once all its features are back."""
+
+  def __init__(self, todo: list[tuple[str, str]], writer: writer_lib.CorpusWriter,
+               encoder: ClipEncoder, spec: decode.ClipSpec, report: ExtractReport,
+               bar, on_video_written: Callable[[dict], None] | None):
+    self.writer, self.encoder, self.spec = writer, encoder, spec
+    self.report, self.bar, self.on_video_written = report, bar, on_video_written
+    self.num_videos = len(todo)
+    self.pending = {key: _Pending(path) for key, path in todo}
+    self.open_videos = len(todo)
+    self.shape = (encoder.batch_size, spec.frames_per_clip, spec.size, spec.size, 3)
+    self.batch = np.empty(self.shape, np.uint8)
+    self.slots: list[tuple[str, int]] = []
+    self.in_flight: collections.deque = collections.deque()
+
+  def run(self, clips_q: queue.Queue, threads: list[threading.Thread]) -> None:
+    """Consumes ``clips_q`` until every video is written or failed."""
+    while self.open_videos > 0:
+      try:
+        kind, key, value, clip = clips_q.get(timeout=0.5)
+      except queue.Empty:
+        if any(t.is_alive() for t in threads) or not clips_q.empty():
+          continue
+        if self.slots:
+          self.flush()
+        self.drain(keep=0)
+        if self.open_videos > 0 and not any(t.is_alive() for t in threads):
+          raise RuntimeError("decoding threads stopped with videos unfinished")
+        continue
+      if kind == _CLIP:
+        self.batch[len(self.slots)] = clip
+        self.slots.append((key, value))
+        if len(self.slots) == self.encoder.batch_size:
+          self.flush()
+      elif kind == _END:
+        self.pending[key].total = value
+        if self.pending[key].complete:
+          self.finish(key)
+      else:  # _ERROR: forget the video; rows of its clips still queued are dropped
+        self.report.failed.append({"video": self.pending.pop(key).path, "error": value})
+        self.open_videos -= 1
+      # When every decoder is done, push out the last partial batch.
+      if clips_q.empty() and not any(t.is_alive() for t in threads):
+        if self.slots:
+          self.flush()
+        self.drain(keep=0)
+
+  def finish(self, key: str) -> None:
+    """Writes video ``key`` (all its clips are back), or fails it if it had none."""
+    item = self.pending.pop(key)
+    self.open_videos -= 1
+    report, spec = self.report, self.spec
     if item.total == 0:
       report.failed.append({"video": item.path, "error": f"{item.path}: no clip (no "
                             f"frame decoded, or shorter than "
                             f"{spec.min_last_clip_frames / spec.fps:.2f} s)"})
     else:
       features = np.stack([item.rows[i] for i in range(item.total)])
-      line = writer.write_video(key, features, item.path, spec.clip_seconds)
+      line = self.writer.write_video(key, features, item.path, spec.clip_seconds)
       report.extracted += 1
       report.clips += item.total
-      if on_video_written is not None:
-        on_video_written(line)
-    if bar is not None:
-      bar.set_postfix(videos=f"{report.extracted}/{len(todo)}",
-                      failed=len(report.failed), refresh=False)
+      if self.on_video_written is not None:
+        self.on_video_written(line)
+    if self.bar is not None:
+      self.bar.set_postfix(videos=f"{report.extracted}/{self.num_videos}",
+                           failed=len(report.failed), refresh=False)
 
-  def drain(keep: int):
-    while len(in_flight) > keep:
-      handle, batch_slots = in_flight.popleft()
-      rows = encoder.fetch(handle)
+  def drain(self, keep: int) -> None:
+    """Fetches batches until at most ``keep`` are still on the devices."""
+    while len(self.in_flight) > keep:
+      handle, batch_slots = self.in_flight.popleft()
+      rows = self.encoder.fetch(handle)
       for (key, index), row in zip(batch_slots, rows):
-        if key in pending:  # absent: the video failed after these clips were sent
-          pending[key].rows[index] = row
-      if bar is not None:
-        bar.update(len(batch_slots))
+        if key in self.pending:  # absent: the video failed after these clips were sent
+          self.pending[key].rows[index] = row
+      if self.bar is not None:
+        self.bar.update(len(batch_slots))
       for key in dict.fromkeys(k for k, _ in batch_slots):
-        if key in pending and pending[key].complete:
-          finish(key)
+        if key in self.pending and self.pending[key].complete:
+          self.finish(key)
 
-  def flush():
-    nonlocal slots, batch
-    if slots:
-      in_flight.append((encoder.submit(batch[:len(slots)]), slots))
+  def flush(self) -> None:
+    """Submits the packed clips as one batch."""
+    if self.slots:
+      self.in_flight.append((self.encoder.submit(self.batch[:len(self.slots)]),
+                             self.slots))
       # A new buffer: on CPU, device_put may alias the one still being computed on.
-      batch, slots = np.empty(shape, np.uint8), []
-      drain(keep=1)  # one batch on the devices while the next is packed
-
-  try:
-    while open_videos > 0:
-      try:
-        kind, key, value, clip = clips_q.get(timeout=0.5)
-      except queue.Empty:
-        if any(t.is_alive() for t in threads) or not clips_q.empty():
-          continue
-        if slots:
-          flush()
-        drain(keep=0)
-        if open_videos > 0 and not any(t.is_alive() for t in threads):
-          raise RuntimeError("decoding threads stopped with videos unfinished")
-        continue
-      if kind == _CLIP:
-        batch[len(slots)] = clip
-        slots.append((key, value))
-        if len(slots) == encoder.batch_size:
-          flush()
-      elif kind == _END:
-        pending[key].total = value
-        if pending[key].complete:
-          finish(key)
-      else:  # _ERROR: forget the video; rows of its clips still queued are dropped
-        report.failed.append({"video": pending.pop(key).path, "error": value})
-        open_videos -= 1
-      # When every decoder is done, push out the last partial batch.
-      if clips_q.empty() and not any(t.is_alive() for t in threads):
-        if slots:
-          flush()
-        drain(keep=0)
-  finally:
-    stop.set()
-    if bar is not None:
-      bar.close()
-  report.seconds = time.time() - start
-  return report
+      self.batch, self.slots = np.empty(self.shape, np.uint8), []
+      self.drain(keep=1)  # one batch on the devices while the next is packed
 
 
 def _progress_bar(todo: list[tuple[str, str]], spec: decode.ClipSpec):
