@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Trains the tiny VideoBERT on this machine's CPU (a smoke run of the real trainer).
+# Trains the tiny VideoBERT on this machine's CPU (a smoke run of the real trainer), in
+# one process or in several (a stand-in for the hosts of a pod).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -19,13 +20,22 @@ Options (environment variable in brackets):
   --corpus DIR       corpus folder (config.data.corpus_dir)
   --codebook FILE    codebook .npz (config.data.codebook)
   --devices N        split the CPU into N XLA devices, to exercise the sharded
-                     code path as on a pod (default: 1)
+                     code path as on a pod (default: 1); per process
+  --devices-per-process M
+                     the same as --devices
+  --processes N      run N processes of one JAX run (jax.distributed on a
+                     localhost coordinator, gloo collectives), one workdir;
+                     when one dies the others are stopped (default: 1)
   --venv DIR         virtualenv to run in [VENV] (default: .venv)
   --dry-run          print the command instead of running it
   -h, --help         this help
 
+With --processes N the command above runs N times, each with
+JAX_COORDINATOR_ADDRESS=127.0.0.1:PORT JAX_NUM_PROCESSES=N JAX_PROCESS_ID=i and
+--distributed=on (videobert_jax/train/distributed.py, as on a pod).
+
 Example:
-  launch/local.sh --corpus runs/demo/corpus --codebook runs/demo/codebook.npz \
+  launch/local.sh --processes 2 --devices-per-process 2 --corpus runs/demo/corpus --codebook runs/demo/codebook.npz \
       -- --config.train.num_steps=50
 EOF
 }
@@ -36,6 +46,7 @@ VENV="${VENV:-.venv}"
 CORPUS=""
 CODEBOOK=""
 DEVICES=1
+PROCESSES=1
 TRAIN_FLAGS=()
 
 while [[ $# -gt 0 ]]; do
@@ -44,7 +55,8 @@ while [[ $# -gt 0 ]]; do
     --config) need_value "$@"; CONFIG="$2"; shift 2 ;;
     --corpus) need_value "$@"; CORPUS="$2"; shift 2 ;;
     --codebook) need_value "$@"; CODEBOOK="$2"; shift 2 ;;
-    --devices) need_value "$@"; DEVICES="$2"; shift 2 ;;
+    --devices|--devices-per-process) need_value "$@"; DEVICES="$2"; shift 2 ;;
+    --processes) need_value "$@"; PROCESSES="$2"; shift 2 ;;
     --venv) need_value "$@"; VENV="$2"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -54,6 +66,8 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ "${DEVICES}" =~ ^[1-9][0-9]*$ ]] || die "--devices must be a positive integer, got '${DEVICES}'"
+[[ "${PROCESSES}" =~ ^[1-9][0-9]*$ ]] || \
+  die "--processes must be a positive integer, got '${PROCESSES}'"
 cd "$(repo_root)"
 if [[ "${DRY_RUN}" != 1 && ! -x "${VENV}/bin/python" ]]; then
   die "no virtualenv at ${VENV}: run 'make venv' first (or pass --venv)"
@@ -66,7 +80,11 @@ fi
 if [[ -n "${CODEBOOK}" ]]; then
   ARGS+=("--config.data.codebook=${CODEBOOK}")
 fi
-run_restarting env JAX_PLATFORMS=cpu \
-    "XLA_FLAGS=--xla_force_host_platform_device_count=${DEVICES}" \
-    "${VENV}/bin/python" -m videobert_jax.train "${ARGS[@]}" \
-    ${TRAIN_FLAGS[@]+"${TRAIN_FLAGS[@]}"}
+COMMAND=(env JAX_PLATFORMS=cpu "XLA_FLAGS=--xla_force_host_platform_device_count=${DEVICES}"
+         "${VENV}/bin/python" -m videobert_jax.train "${ARGS[@]}")
+if [[ "${PROCESSES}" == 1 ]]; then
+  run_restarting "${COMMAND[@]}" ${TRAIN_FLAGS[@]+"${TRAIN_FLAGS[@]}"}
+else
+  PYTHON="${VENV}/bin/python" run_restarting run_processes "${PROCESSES}" "${COMMAND[@]}" \
+      --distributed=on ${TRAIN_FLAGS[@]+"${TRAIN_FLAGS[@]}"}
+fi

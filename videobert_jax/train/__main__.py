@@ -12,7 +12,6 @@ the same command on every host of a pod; ``--distributed`` (auto by default)
 calls ``jax.distributed.initialize()`` first.
 """
 
-import os
 import sys
 
 from absl import app
@@ -21,13 +20,19 @@ from absl import logging
 from ml_collections import config_flags
 
 from videobert_jax import configs
+from videobert_jax.train import distributed
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard events and "
                     "final metrics (local or gs://). Resumes from its latest checkpoint.")
-flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
+flags.DEFINE_enum("distributed", "auto", list(distributed.MODES),
                   "Call jax.distributed.initialize() (multi-host): 'auto' does so when the "
-                  "environment names a coordinator or several TPU/SLURM workers.")
+                  "environment names a coordinator (JAX_COORDINATOR_ADDRESS with "
+                  "JAX_NUM_PROCESSES and JAX_PROCESS_ID) or several TPU/SLURM workers.")
+flags.DEFINE_enum("host_input", "shard", ["shard", "slice"],
+                  "How the processes share the input: 'shard' (each reads its own part of "
+                  "the data; scales) or 'slice' (each reads the global batch and keeps its "
+                  "rows; the run is then the same for any process count).")
 flags.DEFINE_bool("show_config", False, "Print every field of the config (with the "
                   "overrides applied) and exit.")
 config_flags.DEFINE_config_file(
@@ -35,17 +40,8 @@ config_flags.DEFINE_config_file(
     "the package) or FILE.py[:ARG]. Override any field with --config.train.batch_size=8 "
     "and the like; --show_config lists them all.", lock_config=True)
 
-# Variables whose presence means several processes take part in this run.
-_MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
-
-
-def multihost_environment(env=os.environ) -> bool:
-  """True when the environment describes a multi-process run."""
-  if any(env.get(name) for name in _MULTIHOST_ENV):
-    return True
-  if len([h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]) > 1:
-    return True
-  return int(env.get("SLURM_NTASKS", "1") or 1) > 1
+# Kept here for callers of the old name; the logic lives in train/distributed.py.
+multihost_environment = distributed.multihost_environment
 
 
 def main(argv):
@@ -64,14 +60,15 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
   quiet.import_tensorflow()  # for the input pipeline, minus its start-up lines
-  import jax  # pylint: disable=g-import-not-at-top
-  if FLAGS.distributed == "on" or (FLAGS.distributed == "auto" and
-                                   multihost_environment()):
-    jax.distributed.initialize()
+  try:
+    distributed.initialize(FLAGS.distributed)  # before any device is touched
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
   from videobert_jax.train import loop  # pylint: disable=g-import-not-at-top
   from videobert_jax.train import preemption  # pylint: disable=g-import-not-at-top
   try:
-    loop.train(FLAGS.config, FLAGS.workdir)
+    loop.train(FLAGS.config, FLAGS.workdir, host_input=FLAGS.host_input)
   except preemption.Preempted as e:
     print(e, file=sys.stderr)
     sys.exit(preemption.EXIT_CODE)  # launch/*.sh rerun the command on this status

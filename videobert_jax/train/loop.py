@@ -53,15 +53,34 @@ def default_batch_source(config, **kwargs):
   return input_pipeline.pretrain_batches(config, **kwargs)
 
 
-def host_batches(config, source: BatchSource, *, split: str, seed: int,
-                 skip: int = 0) -> Iterator[Mapping[str, np.ndarray]]:
-  """This host's batches (its share of the global batch), after ``skip`` batches."""
-  hosts = jax.process_count()
+HOST_INPUTS = ("shard", "slice")
+
+
+def host_batches(config, source: BatchSource, *, split: str, seed: int, skip: int = 0,
+                 host_input: str = "shard") -> Iterator[Mapping[str, np.ndarray]]:
+  """This host's batches (its share of the global batch), after ``skip`` batches.
+
+  ``host_input`` is how hosts share the input: ``shard`` (each host reads its own
+  1/N of the data: the input scales with the hosts, but the global batches depend
+  on how many there are) or ``slice`` (every host reads the whole global batch and
+  keeps its own rows: N times the input work, and a run whose batches, hence
+  losses, do not depend on the process count).
+  """
+  hosts, index = jax.process_count(), jax.process_index()
+  per_host = config.train.batch_size // hosts
   if config.train.batch_size % hosts:
     raise ValueError(f"train.batch_size {config.train.batch_size} is not a multiple of "
                      f"the {hosts} hosts")
-  iterator = source(config, batch_size=config.train.batch_size // hosts, split=split,
-                    seed=seed, shard_index=jax.process_index(), num_shards=hosts)
+  if host_input not in HOST_INPUTS:
+    raise ValueError(f"host_input must be one of {HOST_INPUTS}, got {host_input!r}")
+  if host_input == "slice" and hosts > 1:
+    whole = source(config, batch_size=config.train.batch_size, split=split, seed=seed,
+                   shard_index=0, num_shards=1)
+    iterator = ({k: v[index * per_host:(index + 1) * per_host] for k, v in b.items()}
+                for b in whole)
+  else:
+    iterator = source(config, batch_size=per_host, split=split, seed=seed,
+                      shard_index=index, num_shards=hosts)
   for _ in range(skip):
     next(iterator)
   return iterator
@@ -76,16 +95,47 @@ def _pad_batch(local: Mapping[str, np.ndarray], size: int):
           for k, v in local.items()}
 
 
-def evaluate(setup: state_lib.Setup, state, source: BatchSource) -> dict[str, float]:
-  """Validation metrics over up to ``train.eval_steps`` batches (summed, then divided)."""
+def _weightless(local: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """A copy of a batch that counts for nothing (real tokens, so no NaN; zero weights)."""
+  out = {k: np.array(v) for k, v in local.items()}
+  for name in ("masked_weights", "alignment_weight"):
+    out[name][:] = 0
+  return out
+
+
+def _agreed_count(count: int) -> int:
+  """The largest ``count`` over all hosts: every host must run as many eval steps."""
+  if jax.process_count() == 1:
+    return count
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return int(np.max(multihost_utils.process_allgather(np.array(count, np.int64))))
+
+
+def evaluate(setup: state_lib.Setup, state, source: BatchSource,
+             host_input: str = "shard") -> dict[str, float]:
+  """Validation metrics over up to ``train.eval_steps`` batches (0: all; summed, divided).
+
+  With several hosts each host's shard may hold a different number of batches;
+  the hosts agree on the largest and the shorter ones add zero-weight batches, so
+  every host runs the same jitted steps (a host that stopped early would hang the
+  others in the step's collectives).
+  """
   config = setup.config
   per_host = config.train.batch_size // jax.process_count()
-  iterator = host_batches(config, source, split="validation", seed=config.data.seed)
-  results = []
-  for local in iterator:
-    if len(results) >= config.train.eval_steps:
+  limit = config.train.eval_steps or None
+  local_batches = []
+  for local in host_batches(config, source, split="validation", seed=config.data.seed,
+                            host_input=host_input):
+    if limit is not None and len(local_batches) >= limit:
       break
-    results.append(setup.eval_step(state, setup.global_batch(_pad_batch(local, per_host))))
+    local_batches.append(_pad_batch(local, per_host))
+  count = _agreed_count(len(local_batches))
+  if count > len(local_batches):
+    if not local_batches:
+      raise ValueError(f"host {jax.process_index()} has no validation examples while "
+                       "others do: use fewer hosts or more validation videos")
+    local_batches += [_weightless(local_batches[-1])] * (count - len(local_batches))
+  results = [setup.eval_step(state, setup.global_batch(b)) for b in local_batches]
   total = None
   for sums in jax.device_get(results):
     total = losses.add_sums(total, sums)
@@ -138,9 +188,13 @@ class TrainMetrics:
     scalars = losses.summarize(total)
     scalars["learning_rate"] = float(self.schedule(step - 1))
     if self.steps:
-      rate = self.steps / (time.perf_counter() - self.start)
+      seconds = time.perf_counter() - self.start
+      rate = self.steps / seconds
       scalars["steps_per_second"] = rate
-      scalars["examples_per_second"] = rate * self.config.train.batch_size
+      # Real examples and non-padding tokens: what packing raises; tokens_per_second
+      # counts every position (padding too), the work MFU is measured on.
+      scalars["examples_per_second"] = total["real_examples"] / seconds
+      scalars["useful_tokens_per_second"] = total["real_tokens"] / seconds
       scalars["tokens_per_second"] = rate * self.tokens_per_step
       scalars["mfu"] = rate * self.tokens_per_step * self.flops_per_token / self.peak
     self.restart_clock()
@@ -167,13 +221,33 @@ def _restore_or_init(config, setup, ckpt, centroids, workdir, is_chief):
   return state, {"step": 0, "batches_consumed": 0, "data_seed": int(config.data.seed)}
 
 
-def _train_stream(config, source: BatchSource, meta: Mapping[str, int]):
+def _build_datasets_on_chief(config) -> None:
+  """With several processes, process 0 builds missing datasets while the others wait.
+
+  Otherwise every process would start the same on-demand TFDS build into the
+  shared folder, and each removes the others' half-written files as "left by an
+  interrupted build". After the barrier the others find the datasets built (a
+  shared folder) or build their own copy (disks not shared between hosts).
+  """
+  if jax.process_count() == 1:
+    return
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  from videobert_jax.tasks import pipeline  # pylint: disable=g-import-not-at-top
+  from videobert_jax.tasks import registry  # pylint: disable=g-import-not-at-top
+  if jax.process_index() == 0:
+    pipeline.ensure_datasets(config.data, kinds=tuple(registry.mixture_rates(config.data)))
+  multihost_utils.sync_global_devices("videobert_jax.train: datasets built")
+
+
+def _train_stream(config, source: BatchSource, meta: Mapping[str, int], host_input: str):
   """(data seed, batches skipped, iterator): the training input where ``meta`` left it."""
+  if source is default_batch_source:
+    _build_datasets_on_chief(config)
   data_seed, skip = meta["data_seed"], meta["batches_consumed"]
   if config.train.data_resume == "reseed" and skip:
     data_seed, skip = data_seed + skip, 0  # a fresh, deterministic stream
   return data_seed, skip, host_batches(config, source, split="train", seed=data_seed,
-                                       skip=skip)
+                                       skip=skip, host_input=host_input)
 
 
 def prepare(config, workdir: str):
@@ -189,7 +263,7 @@ def prepare(config, workdir: str):
 
 
 def train(config, workdir: str, *, batch_source: BatchSource | None = None,
-          devices=None) -> dict[str, Any]:
+          devices=None, host_input: str = "shard") -> dict[str, Any]:
   """Trains (or resumes) in ``workdir``; returns the final metrics.
 
   A workdir that already finished ``train.num_steps`` is left as it is (its final
@@ -203,6 +277,7 @@ def train(config, workdir: str, *, batch_source: BatchSource | None = None,
     batch_source: ``f(config, *, batch_size, split, seed, shard_index,
       num_shards)`` yielding host batches; default: ``tasks.pipeline.pretrain_batches``.
     devices: devices of the mesh (default all).
+    host_input: ``shard`` or ``slice``, how hosts share the input (``host_batches``).
   """
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
   import tqdm  # pylint: disable=g-import-not-at-top
@@ -222,7 +297,7 @@ def train(config, workdir: str, *, batch_source: BatchSource | None = None,
   ckpt = checkpointing.Checkpointer(workdir, config.train.keep_checkpoints)
   state, meta = _restore_or_init(config, setup, ckpt, centroids, workdir, is_chief)
   start_step = int(jax.device_get(state.step))
-  data_seed, skip, train_iter = _train_stream(config, source, meta)
+  data_seed, skip, train_iter = _train_stream(config, source, meta, host_input)
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   log = TrainMetrics(config, setup, writer, ckpt)
   dropout_rng = jax.random.key(config.train.seed + 1)
@@ -248,7 +323,8 @@ def train(config, workdir: str, *, batch_source: BatchSource | None = None,
           progress.set_postfix(loss=f"{scalars.get('loss', float('nan')):.3f}",
                                refresh=False)
         if every.eval_every and (step % every.eval_every == 0 or last):
-          eval_metrics = _evaluate_and_write(setup, state, source, log, writer, step)
+          eval_metrics = _evaluate_and_write(setup, state, source, log, writer, step,
+                                             host_input)
         preempted = notice.reached(step)
         if step % every.checkpoint_every == 0 or last or preempted:
           log.flush(step)  # never checkpoint a state that followed a NaN
@@ -260,7 +336,12 @@ def train(config, workdir: str, *, batch_source: BatchSource | None = None,
       progress.close()
       ckpt.close()
       writer.flush()
-  final = {"step": step, **{f"train/{k}": v for k, v in log.last.items()},
+  return _finish(step, log.last, eval_metrics, workdir, is_chief)
+
+
+def _finish(step: int, train_metrics, eval_metrics, workdir: str, is_chief: bool) -> dict:
+  """The final metrics, written to ``final_metrics.json`` and summarised by process 0."""
+  final = {"step": step, **{f"train/{k}": v for k, v in train_metrics.items()},
            **{f"eval/{k}": v for k, v in eval_metrics.items()}}
   if is_chief:
     _write_text(os.path.join(workdir, "final_metrics.json"),
@@ -269,10 +350,11 @@ def train(config, workdir: str, *, batch_source: BatchSource | None = None,
   return final
 
 
-def _evaluate_and_write(setup, state, source, log, writer, step: int) -> dict:
+def _evaluate_and_write(setup, state, source, log, writer, step: int,
+                        host_input: str) -> dict:
   """The validation metrics at ``step``, written to TensorBoard, out of the train rates."""
   log.flush(step)
-  eval_metrics = evaluate(setup, state, source)
+  eval_metrics = evaluate(setup, state, source, host_input)
   writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
   log.restart_clock()
   return eval_metrics
@@ -309,5 +391,6 @@ def print_summary(final: Mapping[str, Any], workdir: str) -> None:
   print(f"done: step {final['step']}, train loss {get('train/loss')}, "
         f"eval loss {get('eval/loss')}, eval alignment accuracy "
         f"{get('eval/alignment/accuracy', '{:.3f}')}, "
-        f"{get('train/tokens_per_second', '{:,.0f}')} tokens/s, "
+        f"{get('train/useful_tokens_per_second', '{:,.0f}')} useful tokens/s "
+        f"({get('train/examples_per_second', '{:,.1f}')} examples/s), "
         f"MFU {get('train/mfu', '{:.1%}')}; outputs in {workdir}")
