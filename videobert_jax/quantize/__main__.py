@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="skip (and list) bad corpus lines and feature files")
   fit.add_argument("--out", required=True, help="codebook file to write (.npz)")
   fit.add_argument("--summary", help="JSON summary path (default: OUT with .json)")
+  _distributed_flag(fit)
 
   assign = sub.add_parser("assign", help="write a visual-token sequence per video")
   assign.add_argument("--corpus", required=True, help="corpus folder")
@@ -57,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
   show.add_argument("--top", type=int, default=8, help="how many frequent words (default 8)")
   show.add_argument("--per-token", type=int, default=8, help="clips per word (default 8)")
   return p
+
+
+def _distributed_flag(parser) -> None:
+  parser.add_argument(
+      "--distributed", choices=("auto", "on", "off"), default="auto",
+      help="call jax.distributed.initialize() first (several processes, as the "
+      "trainer's flag): auto when JAX_COORDINATOR_ADDRESS or several TPU/SLURM workers "
+      "are in the environment (default auto)")
 
 
 def run_fit(args) -> dict:
@@ -105,6 +114,9 @@ def main(argv=None) -> int:
   from videobert_jax.quantize.codebook import CodebookError
   args = _parser().parse_args(argv)
   try:
+    if getattr(args, "distributed", "off") != "off":
+      from videobert_jax.train import distributed  # pylint: disable=g-import-not-at-top
+      distributed.initialize(args.distributed)  # before any device is touched
     {"fit": run_fit, "assign": run_assign, "show": run_show}[args.command](args)
   except (reader.CorpusError, CodebookError, ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)

@@ -65,6 +65,45 @@ def _agree_on_max(value: int) -> int:
   return int(np.max(multihost_utils.process_allgather(np.array(value))))
 
 
+def _agree_on_sum(value: int) -> int:
+  """The sum of ``value`` over all hosts (itself on one host)."""
+  import jax
+  if jax.process_count() == 1:
+    return value
+  from jax.experimental import multihost_utils
+  return int(np.sum(multihost_utils.process_allgather(np.array(value, np.int64))))
+
+
+def equal_batch_size(rows: int, batch_size: int, num_devices: int) -> int:
+  """The global batch a feed of ``rows`` uses: equal batches that just cover the rows.
+
+  Partial-sum chunks must not straddle devices: their count is a multiple of both
+  SUM_CHUNKS and the device count, and each is a multiple of ROW_MULTIPLE.
+  """
+  unit = math.lcm(SUM_CHUNKS, num_devices) * ROW_MULTIPLE
+  if rows > 0:
+    batches = -(-rows // max(batch_size, 1))
+    batch_size = -(-rows // batches)
+  return max(unit, -(-batch_size // unit) * unit)
+
+
+def process_share(data: np.ndarray, batch_size: int, mesh) -> np.ndarray:
+  """This process's rows of ``data`` (the same array on every process) for a DataFeed.
+
+  Process i of N takes rows ``[j*B + i*B/N, j*B + (i+1)*B/N)`` of every global
+  batch j (B from ``equal_batch_size``), so the global batches that the processes
+  assemble are exactly those of one process feeding all of ``data``: same rows,
+  same devices, same padding, hence bitwise the same sums.
+  """
+  import jax
+  count = jax.process_count()
+  if count == 1:
+    return data
+  size = equal_batch_size(int(data.shape[0]), batch_size, mesh.devices.size)
+  rows = np.arange(data.shape[0])
+  return data[(rows % size) // (size // count) == jax.process_index()]
+
+
 class DataFeed:
   """Feeds the rows of ``data`` to the mesh in fixed, sharded, masked batches.
 
@@ -79,15 +118,14 @@ class DataFeed:
     self.data = data
     self.mesh = mesh
     n_dev = mesh.devices.size
-    # Partial-sum chunks must not straddle devices: their count is a multiple of
-    # both SUM_CHUNKS and the device count, and each is a multiple of ROW_MULTIPLE.
     self.num_chunks = math.lcm(SUM_CHUNKS, n_dev)
-    unit = self.num_chunks * ROW_MULTIPLE
-    if not callable(data) and data.ndim == 2 and data.shape[0] > 0:
-      # Equal batches that just cover the data: little padding, one shape.
-      batches = -(-int(data.shape[0]) // max(batch_size, 1))
-      batch_size = -(-int(data.shape[0]) // batches)
-    self.batch_size = max(unit, -(-batch_size // unit) * unit)
+    if not callable(data) and data.ndim == 2:
+      # Equal batches that just cover the data (every host's rows: the batch is
+      # global): little padding, one shape.
+      self.batch_size = equal_batch_size(_agree_on_sum(int(data.shape[0])), batch_size,
+                                         n_dev)
+    else:
+      self.batch_size = equal_batch_size(0, batch_size, n_dev)
     self.local_batch = self.batch_size // jax.process_count()
     self.row_sharding = NamedSharding(mesh, P(DATA_AXIS))
     self.batch_sharding = NamedSharding(mesh, P(DATA_AXIS, None))

@@ -58,7 +58,10 @@ def fit_corpus_codebook(corpus: str, out: str, levels: int, clusters: int, *,
                               levels, clusters, seed=seed,
                               sample_size=sample, max_iter=max_iter, tol=tol,
                               progress=True, stats=stats)
-  codebook.save(out)
+  import jax  # pylint: disable=g-import-not-at-top
+  writer = jax.process_index() == 0  # every process holds the same codebook
+  if writer:
+    codebook.save(out)
   summary = {"codebook": os.path.abspath(out), "corpus": os.path.abspath(corpus),
              "levels": codebook.levels, "clusters": codebook.clusters,
              "num_words": codebook.num_words, "feature_dim": codebook.feature_dim,
@@ -69,6 +72,8 @@ def fit_corpus_codebook(corpus: str, out: str, levels: int, clusters: int, *,
              "seconds": round(time.perf_counter() - t0, 3),
              "skipped": [str(e) for e in counters.get("skipped", [])]}
   path = summary_path or os.path.splitext(out)[0] + ".json"
+  if not writer:
+    return summary
   fileio.write_json(path, summary)
   print(f"codebook: {codebook.num_words} visual words ({codebook.levels} levels x "
         f"{codebook.clusters}), {codebook.feature_dim}-d, fit on {codebook.sample_size} of "

@@ -86,9 +86,14 @@ def fit_hierarchical(features, levels: int, clusters: int, seed: int = 0,
 
   import jax
   t = time.perf_counter()
-  share = sample[jax.process_index()::jax.process_count()]
+  init = None
+  if jax.process_count() > 1:
+    # Each process feeds its share of the (identical) sample, laid out and seeded
+    # so that the fit is bitwise the one-process fit of the whole sample.
+    init = kmeans.initial_centroids(sample, k, seed)
+  share = feed.process_share(sample, batch_size, mesh)
   root = kmeans.fit_kmeans(share, k, seed=seed, max_iter=max_iter, tol=tol,
-                           batch_size=batch_size, devices=devices)
+                           batch_size=batch_size, devices=devices, init=init)
   centroids = _fill_children(root.centroids[None], root.counts[None],
                              mean[None].astype(np.float32), seed, 0, eps, stats)[0]
   level_centroids = [centroids.astype(np.float32)]

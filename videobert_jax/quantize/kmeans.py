@@ -380,6 +380,22 @@ def _kmeans_pp_function():
   return jax.jit(kmeans_plus_plus, static_argnums=(2, 4))
 
 
+def initial_centroids(rows: np.ndarray, k: int, seed: int,
+                      init_sample_size: int | None = None,
+                      num_init_trials: int | None = None) -> np.ndarray:
+  """``fit_kmeans``'s k-means++ start on an array, as one process picks it.
+
+  For several processes that each hold all of ``rows`` but feed only a share:
+  passed as ``init``, their fit starts where a one-process fit of ``rows`` does
+  (``_initial_centroids`` would seed from the processes' own samples instead).
+  """
+  size = init_sample_size or max(INIT_ROWS_PER_CLUSTER * k, MIN_INIT_ROWS)
+  if rows.shape[0] > size:  # DataFeed.sample's choice for an array
+    rows = rows[np.sort(np.random.default_rng(seed).choice(rows.shape[0], size,
+                                                           replace=False))]
+  return _init_centroids(np.asarray(rows, np.float32), k, seed, num_init_trials)
+
+
 def _init_centroids(sample: np.ndarray, k: int, seed: int, num_trials) -> np.ndarray:
   """k-means++ on ``sample`` on one device.
 
