@@ -11,8 +11,12 @@ Examples::
       --sentence="cut the onion" --features=youcook/features
   python -m videobert_jax.eval --task=forecast --workdir=runs/tiny \\
       --video=VIDEO_ID --time=30 --features=youcook/features
+  python -m videobert_jax.eval --task=zeroshot --bundle=runs/tiny_bundle \\
+      --youcook=... --features=...
 
-Results: ``WORKDIR/eval/<task>.json`` (and ``.html`` pages for generation).
+Results: ``WORKDIR/eval/<task>.json`` (and ``.html`` pages for generation); with
+``--bundle`` (a bundle of ``python -m videobert_jax.export``, in place of
+``--workdir`` + ``--codebook``) ``BUNDLE/eval/`` unless ``--workdir`` is given.
 """
 
 import os
@@ -30,6 +34,9 @@ flags.DEFINE_enum("task", None, TASKS, "Which evaluation to run.")
 flags.DEFINE_string("workdir", None, "Training workdir (config.json, checkpoints/); "
                     "results are written to WORKDIR/eval/.")
 flags.DEFINE_integer("checkpoint", None, "Checkpoint step to evaluate (default: newest).")
+flags.DEFINE_string("bundle", None, "A bundle of python -m videobert_jax.export, in place "
+                    "of --workdir and --codebook (its codebook, vocabulary and label "
+                    "lists); results go to --workdir/eval/ if given, else BUNDLE/eval/.")
 flags.DEFINE_string("youcook", None, "YouCook II-format annotation JSON "
                     "(zeroshot, captioning).")
 flags.DEFINE_string("features", None, "Folder of <video_id>.npy clip features (all "
@@ -72,7 +79,9 @@ config_flags.DEFINE_config_file(
 
 
 def _require(*names):
-  missing = [f"--{n}" for n in names if not getattr(FLAGS, n)]
+  # A bundle stands in for the workdir's model.
+  missing = [f"--{n}" for n in names
+             if not getattr(FLAGS, n) and not (n == "workdir" and FLAGS.bundle)]
   if missing:
     raise ValueError(f"--task={FLAGS.task} needs {' '.join(missing)}")
 
@@ -85,47 +94,69 @@ def _sentences():
   return sentences
 
 
+def results_workdir() -> str | None:
+  """Where results go: ``--workdir``, else a local ``--bundle`` folder."""
+  if FLAGS.workdir or not FLAGS.bundle or "://" in FLAGS.bundle:
+    return FLAGS.workdir
+  return FLAGS.bundle
+
+
+def _model():
+  """``(workdir, codebook, run or None, verbs, nouns)`` of --workdir or --bundle."""
+  if not FLAGS.bundle:
+    return FLAGS.workdir, FLAGS.codebook, None, FLAGS.verbs, FLAGS.nouns
+  from videobert_jax.export import bundle  # pylint: disable=g-import-not-at-top
+  if FLAGS.codebook:
+    raise ValueError("--codebook cannot be combined with --bundle (it has its own)")
+  if "://" in FLAGS.bundle and not FLAGS.workdir:
+    raise ValueError("a remote --bundle needs --workdir for the results")
+  run = bundle.load_run(FLAGS.bundle, FLAGS.checkpoint)
+  verbs, nouns = bundle.label_paths(run)
+  return (FLAGS.workdir or run.workdir, run.config.data.codebook, run,
+          FLAGS.verbs or verbs, FLAGS.nouns or nouns)
+
+
 def run_task() -> dict:
   """Runs the task the flags name; returns its results."""
   from videobert_jax.eval import sequences  # pylint: disable=g-import-not-at-top
+  _require("workdir", *(("youcook", "features") if FLAGS.task in ("zeroshot", "captioning")
+                        else ("features",)))
+  workdir, codebook, run, verbs, nouns = _model()
   common = dict(step=FLAGS.checkpoint, batch_size=FLAGS.batch_size)
   if FLAGS.task == "zeroshot":
     from videobert_jax.eval import zeroshot  # pylint: disable=g-import-not-at-top
-    _require("workdir", "youcook", "features")
     return zeroshot.run_zeroshot(
-        FLAGS.workdir, FLAGS.youcook, FLAGS.features, FLAGS.codebook,
-        template=FLAGS.template or sequences.ZEROSHOT_TEMPLATE, verbs_path=FLAGS.verbs,
-        nouns_path=FLAGS.nouns, supervised=FLAGS.supervised,
+        workdir, FLAGS.youcook, FLAGS.features, codebook,
+        template=FLAGS.template or sequences.ZEROSHOT_TEMPLATE, verbs_path=verbs,
+        nouns_path=nouns, supervised=FLAGS.supervised,
         cooccurrence=FLAGS.cooccurrence, corpus_dir=FLAGS.corpus,
-        skip_missing=FLAGS.skip_missing, **common)
+        skip_missing=FLAGS.skip_missing, run=run, **common)
   if FLAGS.task == "captioning":
     from videobert_jax.eval import captioning  # pylint: disable=g-import-not-at-top
-    _require("workdir", "youcook", "features")
     return captioning.run_captioning(
-        FLAGS.workdir, FLAGS.youcook, FLAGS.features, FLAGS.codebook,
+        workdir, FLAGS.youcook, FLAGS.features, codebook,
         template=FLAGS.template or sequences.CAPTIONING_TEMPLATE,
         captioner_config=FLAGS.captioner, rows=FLAGS.rows,
-        skip_missing=FLAGS.skip_missing, **common)
+        skip_missing=FLAGS.skip_missing, run=run, **common)
   from videobert_jax.eval import generation  # pylint: disable=g-import-not-at-top
-  _require("workdir", "features")
   if FLAGS.task == "text_to_video":
-    run, recall = None, None
+    recall = None
     if FLAGS.youcook:  # recall@5 of each validation caption against its own clips
       from videobert_jax.eval import restore  # pylint: disable=g-import-not-at-top
       from videobert_jax.eval import text_to_video_recall  # pylint: disable=g-import-not-at-top
-      run = restore.load_run(FLAGS.workdir, FLAGS.checkpoint, FLAGS.codebook)
+      run = run or restore.load_run(workdir, FLAGS.checkpoint, codebook)
       recall = text_to_video_recall.run_recall(
-          run, FLAGS.youcook, FLAGS.features, generation.codebook_for(run, FLAGS.codebook),
+          run, FLAGS.youcook, FLAGS.features, generation.codebook_for(run, codebook),
           batch_size=FLAGS.batch_size, skip_missing=FLAGS.skip_missing)
     return generation.run_text_to_video(
-        FLAGS.workdir, _sentences() if FLAGS.sentence or not recall else [],
-        FLAGS.features, FLAGS.codebook, num_video_tokens=FLAGS.num_video_tokens,
+        workdir, _sentences() if FLAGS.sentence or not recall else [],
+        FLAGS.features, codebook, num_video_tokens=FLAGS.num_video_tokens,
         top_k=FLAGS.top_k, frames_dir=FLAGS.frames, run=run, recall=recall, **common)
   return generation.run_forecast(
-      FLAGS.workdir, FLAGS.features, FLAGS.codebook, video_ids=FLAGS.video,
+      workdir, FLAGS.features, codebook, video_ids=FLAGS.video,
       seconds=FLAGS.time, visual_words=FLAGS.visual_word, context=FLAGS.context,
       horizons=[int(h) for h in FLAGS.horizons], top_k=FLAGS.top_k,
-      frames_dir=FLAGS.frames, **common)
+      frames_dir=FLAGS.frames, run=run, **common)
 
 
 def _summary(results: dict) -> str:
@@ -150,9 +181,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
-  if FLAGS.workdir:
+  if results_workdir():
     # Orbax's restore and TFDS report at INFO: kept beside the results, off the terminal.
-    quiet.log_to_file(os.path.join(FLAGS.workdir, "eval", "eval.log"))
+    quiet.log_to_file(os.path.join(results_workdir(), "eval", "eval.log"))
   quiet.import_tensorflow()  # the feature readers use it; minus its start-up lines
   from videobert_jax.corpus.reader import CorpusError  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval.caption_metrics import MetricsUnavailableError  # pylint: disable=g-import-not-at-top

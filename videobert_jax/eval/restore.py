@@ -88,7 +88,7 @@ def load_config(workdir: str | os.PathLike):
 
 
 def load_run(workdir: str | os.PathLike, step: int | None = None,
-             codebook: str | None = None, devices=None) -> Run:
+             codebook: str | None = None, devices=None, config=None) -> Run:
   """Restores the parameters of ``workdir`` at ``step`` (default: the newest).
 
   Args:
@@ -97,6 +97,8 @@ def load_run(workdir: str | os.PathLike, step: int | None = None,
     codebook: overrides ``config.data.codebook`` (used for the initial model's
       visual rows when the trained path is not reachable here).
     devices: devices of the mesh (default: all).
+    config: the run's config, already read (a bundle's, whose paths point into
+      the bundle); default ``WORKDIR/config.json``.
 
   Raises:
     CheckpointError: no config, no checkpoint, or no checkpoint at ``step``.
@@ -106,7 +108,7 @@ def load_run(workdir: str | os.PathLike, step: int | None = None,
   workdir = os.fspath(workdir)
   if "://" not in workdir:
     workdir = os.path.abspath(workdir)
-  config = load_config(workdir)
+  config = load_config(workdir) if config is None else config
   if codebook is not None:
     config.data.codebook = os.fspath(codebook)
   folder = checkpointing.checkpoint_dir(workdir)

@@ -138,15 +138,15 @@ class SlotCandidates:
     """Every candidate id: the verb list's, the noun list's, then the open vocabulary's."""
     return np.concatenate([self.verbs.ids, self.nouns.ids, self.open.ids]).astype(np.int32)
 
-  def rank(self, logits: np.ndarray) -> dict[str, tuple[list, list]]:
-    """``logits`` [N, 2, len(ids)] -> per protocol, (verb ranks, noun ranks)."""
+  def rank(self, logits: np.ndarray, k: int = TOP_K) -> dict[str, tuple[list, list]]:
+    """``logits`` [N, 2, len(ids)] -> per protocol, (verb ranks, noun ranks), k best."""
     num_verbs, num_nouns = len(self.verbs.ids), len(self.nouns.ids)
     open_logits = logits[:, :, num_verbs + num_nouns:]
-    return {LABEL_LISTS: (rank(logits[:, 0, :num_verbs], self.verbs.lemmas),
+    return {LABEL_LISTS: (rank(logits[:, 0, :num_verbs], self.verbs.lemmas, k),
                           rank(logits[:, 1, num_verbs:num_verbs + num_nouns],
-                               self.nouns.lemmas)),
-            OPEN_VOCABULARY: (rank(open_logits[:, 0], self.open.words),
-                              rank(open_logits[:, 1], self.open.words))}
+                               self.nouns.lemmas, k)),
+            OPEN_VOCABULARY: (rank(open_logits[:, 0], self.open.words, k),
+                              rank(open_logits[:, 1], self.open.words, k))}
 
 
 def mask_slots(example: sequences.Example) -> tuple[int, int]:
@@ -159,15 +159,15 @@ def mask_slots(example: sequences.Example) -> tuple[int, int]:
 
 def predict(masked_model, examples: Sequence[sequences.Example],
             candidates: SlotCandidates, desc: str | None = None,
-            chunk: int = PREDICT_CHUNK) -> dict[str, tuple[list, list]]:
-  """Per protocol, the verb and noun rankings at each example's two slots."""
+            chunk: int = PREDICT_CHUNK, k: int = TOP_K) -> dict[str, tuple[list, list]]:
+  """Per protocol, the verb and noun rankings (``k`` best) at each example's two slots."""
   slots = [list(mask_slots(e)) for e in examples]
   ids = candidates.ids
   out = {p: ([], []) for p in PROTOCOLS}
   for start in range(0, len(examples), chunk):
     logits = masked_model.run(examples[start:start + chunk], slots[start:start + chunk],
                               ids, desc=desc)["logits"]
-    for protocol, (verb_rank, noun_rank) in candidates.rank(logits).items():
+    for protocol, (verb_rank, noun_rank) in candidates.rank(logits, k).items():
       out[protocol][0].extend(verb_rank)
       out[protocol][1].extend(noun_rank)
   return out
