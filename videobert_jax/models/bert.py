@@ -42,13 +42,16 @@ class Embeddings(nn.Module):
     self.layer_norm = layers.layer_norm(dtype, param_dtype, "layer_norm")
     self.dropout = nn.Dropout(cfg.dropout_rate)
 
-  def __call__(self, input_ids, token_type_ids, *, deterministic: bool):
+  def __call__(self, input_ids, token_type_ids, positions=None, *, deterministic: bool):
     length = input_ids.shape[-1]
     if length > self.config.max_len:
       raise ValueError(f"sequence length {length} exceeds model.max_len "
                        f"{self.config.max_len}")
-    x = (self.word(input_ids) + self.token_type(token_type_ids)
-         + self.position(jnp.arange(length))[None])
+    # Packed rows give each example's own positions (restarting at 0), so an
+    # example sees the same position embeddings wherever it sits in the row.
+    position = (self.position(jnp.arange(length))[None] if positions is None
+                else self.position(positions))
+    x = self.word(input_ids) + self.token_type(token_type_ids) + position
     x = self.layer_norm(x)
     x = self.dropout(x, deterministic=deterministic)
     return nn.with_logical_constraint(x, ("batch", "length", "embed"))
@@ -95,13 +98,27 @@ class HeadsOutput(nn.Module):
     return y + bias.astype(self.dtype)
 
 
+def attention_mask_of(attention_mask, segment_ids=None):
+  """The boolean keys-to-attend mask of ``jax.nn.dot_product_attention``.
+
+  Unpacked: [B, 1, 1, S], the real keys. Packed (``segment_ids`` given): [B, 1, T, S],
+  a block-diagonal mask where each token attends only its own example (padding,
+  segment 0, attends padding, whose outputs nothing reads).
+  """
+  if segment_ids is None:
+    return (attention_mask > 0)[:, None, None, :]
+  mask = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
+  return nn.with_logical_constraint(mask, ("batch", None, "length", None))
+
+
 class SelfAttention(nn.Module):
-  """Multi-head self-attention with a padding mask, via ``jax.nn.dot_product_attention``."""
+  """Multi-head self-attention under a boolean mask, via ``jax.nn.dot_product_attention``."""
 
   config: Any
 
   @nn.compact
-  def __call__(self, x, attention_mask, *, deterministic: bool):
+  def __call__(self, x, mask, *, deterministic: bool):
+    """``mask``: ``attention_mask_of``'s [B, 1, 1 or T, S] booleans."""
     cfg = self.config
     dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
     head_dim = cfg.hidden_size // cfg.num_heads
@@ -117,20 +134,19 @@ class SelfAttention(nn.Module):
       # jax.nn.dot_product_attention has no dropout on the probabilities, so
       # attention dropout takes the explicit (slower, unfused) path.
       logits = jnp.einsum("bqnd,bknd->bnqk", query, key) / jnp.sqrt(head_dim).astype(dtype)
-      logits = jnp.where(attention_mask[:, None, None, :] > 0, logits,
-                         jnp.finfo(logits.dtype).min)
+      logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
       probs = jax.nn.softmax(logits.astype(jnp.float32)).astype(dtype)
       probs = nn.Dropout(cfg.attention_dropout_rate)(probs, deterministic=False)
       context = jnp.einsum("bnqk,bknd->bqnd", probs, value)
-    elif cfg.get("attention_implementation") == "cudnn":
+    elif cfg.get("attention_implementation") == "cudnn" and mask.shape[2] == 1:
       # cuDNN's flash attention takes padding as lengths; the batch contract pads
       # on the right, so the number of real tokens is the key length.
-      lengths = jnp.sum(attention_mask, axis=-1).astype(jnp.int32)
+      lengths = jnp.sum(mask[:, 0, 0, :], axis=-1).astype(jnp.int32)
       context = jax.nn.dot_product_attention(
           query, key, value, key_value_seq_lengths=lengths, query_seq_lengths=lengths,
           implementation="cudnn")
     else:
-      mask = (attention_mask > 0)[:, None, None, :]  # [B, 1, 1, S]: keys to attend
+      # Packed rows on cuDNN pass their block-diagonal mask too (turned into a bias).
       context = jax.nn.dot_product_attention(
           query, key, value, mask=mask, implementation=cfg.get("attention_implementation"))
     context = nn.with_logical_constraint(context, names)
@@ -166,12 +182,11 @@ class EncoderLayer(nn.Module):
   config: Any
 
   @nn.compact
-  def __call__(self, x, attention_mask, deterministic: bool):
+  def __call__(self, x, mask, deterministic: bool):
     cfg = self.config
     dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
     dropout = nn.Dropout(cfg.dropout_rate)
-    h = SelfAttention(cfg, name="attention")(x, attention_mask,
-                                            deterministic=deterministic)
+    h = SelfAttention(cfg, name="attention")(x, mask, deterministic=deterministic)
     x = layers.layer_norm(dtype, param_dtype, "attention_layer_norm")(
         x + dropout(h, deterministic=deterministic))
     h = Mlp(cfg, name="mlp")(x)
@@ -186,14 +201,15 @@ class Encoder(nn.Module):
   config: Any
 
   @nn.compact
-  def __call__(self, x, attention_mask, *, deterministic: bool):
+  def __call__(self, x, mask, *, deterministic: bool):
+    """``mask``: ``attention_mask_of``'s booleans, built once for all layers."""
     layer_cls = EncoderLayer
     if self.config.get("remat", False):
       # Recompute each layer's activations in the backward pass: memory for
       # compute, the usual trade for large batches on accelerators.
       layer_cls = nn.remat(EncoderLayer, static_argnums=(3,))
     for i in range(self.config.num_layers):
-      x = layer_cls(self.config, name=f"layer_{i}")(x, attention_mask, deterministic)
+      x = layer_cls(self.config, name=f"layer_{i}")(x, mask, deterministic)
     return x
 
 
@@ -234,23 +250,32 @@ class VideoBert(nn.Module):
     self.mlm_head = heads.MlmHead(cfg, vocab_size=vocab_size)
     self.alignment_head = heads.AlignmentHead(cfg)
 
-  def encode(self, input_ids, token_type_ids, attention_mask, *, deterministic: bool):
-    """Returns the last hidden states [B, T, H] (in the compute dtype)."""
-    x = self.embeddings(input_ids, token_type_ids, deterministic=deterministic)
-    return self.encoder(x, attention_mask, deterministic=deterministic)
+  def encode(self, input_ids, token_type_ids, attention_mask, *, deterministic: bool,
+             segment_ids=None, positions=None):
+    """Returns the last hidden states [B, T, H] (in the compute dtype).
+
+    ``segment_ids`` and ``positions`` [B, T] (packed rows) keep each example's
+    attention and positions its own; None is one example per row.
+    """
+    x = self.embeddings(input_ids, token_type_ids, positions, deterministic=deterministic)
+    mask = attention_mask_of(attention_mask, segment_ids)
+    return self.encoder(x, mask, deterministic=deterministic)
 
   def mlm_logits_at(self, hidden, positions):
     """Masked-token logits [B, P, V] (float32) at ``positions`` [B, P] only."""
     return self.mlm_head(hidden, positions, self.embeddings.word.embedding)
 
-  def alignment_logits(self, hidden):
-    """Alignment logits [B, 2] (float32) from the ``[CLS]`` hidden state."""
-    return self.alignment_head(hidden)
+  def alignment_logits(self, hidden, cls_positions=None):
+    """Alignment logits (float32) from ``[CLS]``: [B, 2] at position 0, or
+    [B, S, 2] at ``cls_positions`` [B, S] (each packed example's own)."""
+    return self.alignment_head(hidden, cls_positions)
 
   def __call__(self, batch, *, deterministic: bool):
-    """Runs the model on a model batch (``videobert_jax.batch``)."""
+    """Runs the model on a model batch (``videobert_jax.batch``, packed or not)."""
     hidden = self.encode(batch["input_ids"], batch["token_type_ids"],
-                         batch["attention_mask"], deterministic=deterministic)
+                         batch["attention_mask"], deterministic=deterministic,
+                         segment_ids=batch.get("segment_ids"),
+                         positions=batch.get("positions"))
     return {"mlm_logits": self.mlm_logits_at(hidden, batch["masked_positions"]),
-            "alignment_logits": self.alignment_logits(hidden),
+            "alignment_logits": self.alignment_logits(hidden, batch.get("cls_positions")),
             "hidden": hidden}

@@ -57,13 +57,22 @@ class AlignmentHead(nn.Module):
   config: Any
 
   @nn.compact
-  def __call__(self, hidden):
-    """Returns float32 logits [B, 2] from ``hidden[:, 0]``; column 1 = aligned."""
+  def __call__(self, hidden, cls_positions=None):
+    """Float32 logits from ``[CLS]``; column 1 = aligned.
+
+    [B, 2] from ``hidden[:, 0]``, or [B, S, 2] from the ``cls_positions`` [B, S]
+    of packed rows (every example of a row classified on its own ``[CLS]``).
+    """
     cfg = self.config
     dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
+    if cls_positions is None:
+      cls = hidden[:, 0]
+    else:
+      cls = nn.with_logical_constraint(gather_positions(hidden, cls_positions),
+                                       ("batch", "segments", "embed"))
     pooled = nn.Dense(cfg.hidden_size, dtype=dtype, param_dtype=param_dtype,
                       kernel_init=layers.bert_init(("embed", None)),
-                      bias_init=layers.zeros_init(("embed",)), name="pooler")(hidden[:, 0])
+                      bias_init=layers.zeros_init(("embed",)), name="pooler")(cls)
     pooled = jnp.tanh(pooled)
     logits = nn.Dense(2, dtype=jnp.float32, param_dtype=param_dtype,
                       kernel_init=layers.bert_init(("embed", None)),

@@ -5,7 +5,9 @@ masked language modelling, video-only masked visual-word modelling and video-tex
 (masked modelling on both plus alignment). Each regime's masked-token loss is a mean
 over its own real predictions (``masked_weights``), so the weights in
 ``config.train.objective_weights`` mean the same thing whatever the mixture rates;
-the alignment loss is a mean over examples with ``alignment_weight`` 1.
+the alignment loss is a mean over examples with ``alignment_weight`` 1. Packed
+batches give the same sums: each prediction carries its example's objective
+(``masked_objective``) and each example its own alignment logits, label and weight.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def pretraining_loss(outputs: Mapping[str, jnp.ndarray], batch: Mapping[str, jnp
 
   Args:
     outputs: the model's outputs, ``mlm_logits`` [B, P, V] and
-      ``alignment_logits`` [B, 2], both float32.
-    batch: the model batch (``videobert_jax.batch``).
+      ``alignment_logits`` [B, 2] (packed: [B, S, 2]), both float32.
+    batch: the model batch (``videobert_jax.batch``), packed or not.
     objective_weights: weight of each loss, keys ``text``, ``video``,
       ``video_text`` and ``alignment``.
 
@@ -43,7 +45,8 @@ def pretraining_loss(outputs: Mapping[str, jnp.ndarray], batch: Mapping[str, jnp
     steps and devices (``summarize`` divides them): ``loss_sum`` and ``steps``,
     ``<objective>/mlm_loss_sum``, ``<objective>/mlm_correct`` and
     ``<objective>/predictions``, ``alignment/loss_sum``, ``alignment/correct``
-    and ``alignment/examples``.
+    and ``alignment/examples``; ``real_tokens`` (non-padding positions) and
+    ``real_examples`` (examples, however many per row) for the throughput.
   """
   missing = [name for name in LOSS_NAMES if name not in objective_weights]
   if missing:
@@ -53,11 +56,14 @@ def pretraining_loss(outputs: Mapping[str, jnp.ndarray], batch: Mapping[str, jnp
   token_loss = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
   token_correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
   weights = batch["masked_weights"].astype(jnp.float32)
+  # Packed rows mix objectives; unpacked, a prediction has its row's objective.
+  prediction_objective = (batch["masked_objective"] if "masked_objective" in batch
+                          else batch["objective"][:, None])
 
   sums = {}
   loss = jnp.zeros((), jnp.float32)
   for objective_id, name in enumerate(batch_lib.OBJECTIVE_NAMES):
-    in_objective = (batch["objective"] == objective_id).astype(jnp.float32)[:, None]
+    in_objective = (prediction_objective == objective_id).astype(jnp.float32)
     loss_sum, count = _weighted_sum(token_loss, weights * in_objective)
     correct, _ = _weighted_sum(token_correct, weights * in_objective)
     sums[f"{name}/mlm_loss_sum"] = loss_sum
@@ -65,9 +71,10 @@ def pretraining_loss(outputs: Mapping[str, jnp.ndarray], batch: Mapping[str, jnp
     sums[f"{name}/predictions"] = count
     loss = loss + objective_weights[name] * loss_sum / jnp.maximum(count, 1e-8)
 
-  align_logits = outputs["alignment_logits"].astype(jnp.float32)
-  labels = batch["alignment_label"]
-  align_weight = batch["alignment_weight"].astype(jnp.float32)
+  # [B, 2] or, packed, [B, S, 2]: one classification per example either way.
+  align_logits = outputs["alignment_logits"].astype(jnp.float32).reshape(-1, 2)
+  labels = batch["alignment_label"].reshape(-1)
+  align_weight = batch["alignment_weight"].astype(jnp.float32).reshape(-1)
   align_sum, examples = _weighted_sum(
       optax.softmax_cross_entropy_with_integer_labels(align_logits, labels), align_weight)
   align_correct, _ = _weighted_sum(
@@ -78,7 +85,19 @@ def pretraining_loss(outputs: Mapping[str, jnp.ndarray], batch: Mapping[str, jnp
   loss = loss + objective_weights[ALIGNMENT] * align_sum / jnp.maximum(examples, 1e-8)
   sums["loss_sum"] = loss
   sums["steps"] = jnp.ones((), jnp.float32)
+  sums.update(_real_counts(batch))
   return loss, sums
+
+
+def _real_counts(batch) -> dict:
+  """Non-padding tokens and examples of ``batch``: the useful work of a step."""
+  mask = batch["attention_mask"]
+  if "segment_ids" in batch:  # segments are numbered 1..k in each row
+    examples = jnp.sum(jnp.max(batch["segment_ids"], axis=-1))
+  else:
+    examples = jnp.sum(jnp.any(mask > 0, axis=-1))
+  return {"real_tokens": jnp.sum(mask).astype(jnp.float32),
+          "real_examples": examples.astype(jnp.float32)}
 
 
 # sum key -> (mean key, count key) for ``summarize``.

@@ -34,6 +34,7 @@ LOGICAL_AXIS_RULES = (
     ("kv", None),
     ("length", None),
     ("predictions", None),
+    ("segments", None),  # examples of a packed row
 )
 
 

@@ -131,14 +131,15 @@ class Setup(ModelSetup):
   def __init__(self, config, devices=None):
     super().__init__(config, devices)
     self.tx = optim.make_optimizer(config)
-    t, p = config.data.max_seq_len, config.data.max_predictions
+    sizes = batch_lib.sizes(config.data)  # packed rows when config.data.pack
     global_batch = config.train.batch_size
     if global_batch % self.mesh.shape[partitioning.DATA_AXIS]:
       raise ValueError(f"train.batch_size {global_batch} is not a multiple of the mesh's "
                        f"data axis ({self.mesh.shape[partitioning.DATA_AXIS]})")
     self.abstract_batch = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
-        batch_lib.zeros(global_batch, t, p))
+        batch_lib.zeros(global_batch, sizes["seq_len"], sizes["max_predictions"],
+                        sizes["max_segments"]))
     self.batch_shardings = partitioning.batch_shardings(self.abstract_batch, self.mesh)
     self.abstract_state = jax.eval_shape(self._state_of, self.abstract_params)
     self.state_shardings = self.abstract_state.replace(
@@ -168,7 +169,15 @@ class Setup(ModelSetup):
       return jax.jit(self._state_of, out_shardings=self.state_shardings)(params)
 
   def global_batch(self, local_batch: Mapping[str, np.ndarray]):
-    """Assembles this host's share of the batch into global sharded arrays."""
+    """Assembles this host's share of the batch into global sharded arrays.
+
+    An unpacked batch given to a packed setup (``config.data.pack``) becomes
+    packed rows of one example each (``batch.to_packed``).
+    """
+    if batch_lib.is_packed(self.abstract_batch) and not batch_lib.is_packed(local_batch):
+      sizes = batch_lib.sizes(self.config.data)
+      local_batch = batch_lib.to_packed(local_batch, sizes["max_predictions"],
+                                        sizes["max_segments"])
     return {name: jax.make_array_from_process_local_data(
         self.batch_shardings[name], np.asarray(local_batch[name]),
         self.abstract_batch[name].shape) for name in self.abstract_batch}
@@ -176,7 +185,8 @@ class Setup(ModelSetup):
   def flops_per_token(self) -> float:
     """Training FLOPs per token of this model (issue 5's count)."""
     m = self.config.model
+    sizes = batch_lib.sizes(self.config.data)
     return flops.train_flops_per_token(
-        m.num_layers, m.hidden_size, m.mlp_dim, self.config.data.max_seq_len,
-        self.layout.vocab_size, self.config.data.max_predictions)
+        m.num_layers, m.hidden_size, m.mlp_dim, sizes["seq_len"],
+        self.layout.vocab_size, sizes["max_predictions"])
 
