@@ -229,3 +229,17 @@ def test_run_restarting_reruns_a_preempted_command_and_keeps_other_statuses(tmp_
     assert result.returncode == final_status, result.stderr
     assert counter.read_text().strip() == "3"
     assert result.stderr.count("preempted (status 75)") == 2
+
+
+def test_local_dry_run_with_processes_starts_one_command_per_process(fake):
+  env, _, _ = fake
+  result = launch(LOCAL, ["--dry-run", "--processes", "2", "--devices-per-process", "3",
+                          "--workdir", "runs/mp", "--", "--config.train.num_steps=5"], env)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.splitlines() == [
+      f"+ env JAX_COORDINATOR_ADDRESS=127.0.0.1:PORT JAX_NUM_PROCESSES=2 JAX_PROCESS_ID={i} "
+      "JAX_PLATFORMS=cpu XLA_FLAGS=--xla_force_host_platform_device_count=3 "
+      ".venv/bin/python -m videobert_jax.train --config=pretrain:tiny --workdir=runs/mp "
+      "--distributed=on --config.train.num_steps=5" for i in (0, 1)]
+  bad = launch(LOCAL, ["--processes", "two"], env)
+  assert bad.returncode == 1 and "--processes must be a positive integer" in bad.stderr

@@ -1,0 +1,257 @@
+"""Several JAX processes on this machine, as the hosts of a pod (issue 18, item 1).
+
+Each process gets its own CPU devices (``--xla_force_host_platform_device_count``),
+``jax.distributed`` runs on a localhost coordinator and the collectives cross the
+processes through gloo: the multi-host branches of the trainer and of k-means run
+here as they do on a pod. The processes are started by ``launch/local.sh
+--processes N`` (training) or ``common.sh``'s ``run_processes`` (k-means).
+"""
+
+import glob
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from videobert_jax.testing import workdirs
+from videobert_jax.train import distributed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOCAL = os.path.join(ROOT, "launch", "local.sh")
+COMMON = os.path.join(ROOT, "launch", "common.sh")
+STEPS, EVERY = 12, 4  # training steps, and steps between checkpoints
+
+
+def _env():
+  """This environment minus the test-wide device count (the launchers set their own)."""
+  env = {k: v for k, v in os.environ.items()
+         if not k.startswith(("XLA_FLAGS", "JAX_COORDINATOR", "JAX_NUM_PROC", "JAX_PROC"))}
+  return dict(env, JAX_PLATFORMS="cpu", PYTHON=sys.executable)
+
+
+def _run_processes(n, command, timeout=300):
+  """``common.sh``'s run_processes N over ``command`` (a list), as the launchers call it."""
+  script = f"source {shlex.quote(COMMON)}; run_processes {n} {shlex.join(command)}"
+  return subprocess.run(["bash", "-c", script], cwd=ROOT, env=_env(), capture_output=True,
+                        text=True, timeout=timeout, check=False)
+
+
+# --------------------------------------------------------------------------------- fast
+
+
+def test_two_processes_sum_across_processes_with_gloo():
+  program = (
+      "import jax, jax.numpy as jnp, numpy as np\n"
+      "from videobert_jax.train import distributed\n"
+      "assert distributed.initialize('auto')\n"
+      "from jax.sharding import Mesh, NamedSharding, PartitionSpec as P\n"
+      "mesh = Mesh(np.array(jax.devices()), ('d',))\n"
+      "local = np.full(jax.local_device_count(), jax.process_index() + 1, np.float32)\n"
+      "x = jax.make_array_from_process_local_data(NamedSharding(mesh, P('d')), local,\n"
+      "                                           (jax.device_count(),))\n"
+      "total = jax.jit(jnp.sum, out_shardings=NamedSharding(mesh, P()))(x)\n"
+      "print('result', jax.process_index(), jax.process_count(), jax.device_count(),\n"
+      "      float(total), flush=True)\n")
+  started = time.perf_counter()
+  result = _run_processes(2, ["env", "XLA_FLAGS=--xla_force_host_platform_device_count=2",
+                              sys.executable, "-c", program], timeout=120)
+  assert result.returncode == 0, result.stderr
+  lines = sorted(line for line in result.stdout.splitlines() if line.startswith("result"))
+  # 2 devices holding 1 on process 0 and 2 devices holding 2 on process 1.
+  assert lines == ["result 0 2 4 6.0", "result 1 2 4 6.0"]
+  assert time.perf_counter() - started < 60
+
+
+def test_one_failing_process_stops_the_others_and_its_status_is_returned():
+  job = ('if [ "$JAX_PROCESS_ID" = 1 ]; then sleep 0.5; exit 3; fi; '
+         'echo "$$" > "$PIDS.$JAX_PROCESS_ID"; exec sleep 60')
+  pids = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"vb_run_processes_{os.getpid()}")
+  started = time.perf_counter()
+  result = _run_processes(3, ["env", f"PIDS={pids}", "bash", "-c", job], timeout=60)
+  assert result.returncode == 3
+  assert time.perf_counter() - started < 30  # the sleepers were killed, not waited for
+  assert "process 1 (pid" in result.stderr and "stopping the other 2" in result.stderr
+  for i in (0, 2):
+    with open(f"{pids}.{i}", encoding="utf-8") as f:
+      pid = int(f.read())
+    os.unlink(f"{pids}.{i}")
+    with pytest.raises(ProcessLookupError):
+      os.kill(pid, 0)
+
+
+def test_cluster_arguments_come_from_the_environment_or_name_what_is_missing():
+  env = {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1234", "JAX_NUM_PROCESSES": "2",
+         "JAX_PROCESS_ID": "1"}
+  assert distributed.cluster_arguments(env) == {
+      "coordinator_address": "127.0.0.1:1234", "num_processes": 2, "process_id": 1}
+  assert distributed.cluster_arguments({}) == {}  # TPU / SLURM: JAX detects the cluster
+  with pytest.raises(ValueError, match="JAX_PROCESS_ID is not"):
+    distributed.cluster_arguments({**env, "JAX_PROCESS_ID": ""})
+  with pytest.raises(ValueError, match="outside 0..1"):
+    distributed.cluster_arguments({**env, "JAX_PROCESS_ID": "2"})
+  assert distributed.multihost_environment({"TPU_WORKER_HOSTNAMES": "a,b"})
+  assert not distributed.multihost_environment({"TPU_WORKER_HOSTNAMES": "a"})
+  assert not distributed.initialize("auto", env={})
+  with pytest.raises(ValueError, match="must be one of"):
+    distributed.initialize("yes", env={})
+
+
+# --------------------------------------------------------------------------------- slow
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+  """A small corpus, its codebook and a TFDS folder shared by the training tests."""
+  root = tmp_path_factory.mktemp("multiprocess")
+  synthetic = workdirs.synthetic_world(str(root / "world"), num_videos=12,
+                                       num_eval_videos=2)
+  codebook = str(root / "codebook.npz")
+  workdirs.fit_codebook(os.path.join(synthetic["corpus_dir"], "features"), codebook)
+  return {"root": root, "corpus": synthetic["corpus_dir"], "codebook": codebook,
+          "tfds": str(root / "tfds")}
+
+
+def _launch(world, workdir, processes, devices, wait=True):
+  """``launch/local.sh`` training the tiny config: STEPS steps, a checkpoint every EVERY."""
+  command = ["bash", LOCAL, "--processes", str(processes), "--devices-per-process",
+             str(devices), "--workdir", str(workdir), "--corpus", world["corpus"],
+             "--codebook", world["codebook"], "--", "--host_input=slice",
+             f"--config.data.tfds_data_dir={world['tfds']}",
+             f"--config.train.num_steps={STEPS}", f"--config.train.checkpoint_every={EVERY}",
+             "--config.train.log_every=1", f"--config.train.eval_every={STEPS}",
+             "--config.train.batch_size=8"]
+  if not wait:
+    return subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,  # pylint: disable=consider-using-with
+                            stderr=subprocess.STDOUT, text=True)
+  return subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True,
+                        timeout=900, check=False)
+
+
+def _losses(workdir) -> dict[int, float]:
+  """``train/loss`` of every step in the run's TensorBoard events (the last write wins)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  losses = {}
+  for path in sorted(glob.glob(os.path.join(str(workdir), "events.out.tfevents.*"))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == "train/loss":
+          losses[event.step] = float(tf.make_ndarray(value.tensor))
+  return losses
+
+
+def _params(workdir, step: int) -> dict:
+  """The parameters of a checkpoint as numpy arrays, keyed by their path."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+  path = os.path.join(str(workdir), "checkpoints", str(step), "state")
+  checkpointer = ocp.PyTreeCheckpointer()
+  tree = checkpointer.metadata(path).item_metadata.tree
+  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  params = checkpointer.restore(path, restore_args=restore_args)["params"]
+  return {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(params)}
+
+
+@pytest.fixture(scope="module")
+def two_process_run(world):
+  """The tiny config trained by 2 processes x 2 CPU devices (a 4-device mesh)."""
+  workdir = world["root"] / "two_processes"
+  result = _launch(world, workdir, processes=2, devices=2)
+  assert result.returncode == 0, result.stdout + result.stderr
+  return workdir
+
+
+@pytest.mark.slow
+def test_two_processes_train_as_one_process_with_four_devices(world, two_process_run):
+  one = world["root"] / "one_process"
+  result = _launch(world, one, processes=1, devices=4)
+  assert result.returncode == 0, result.stderr
+  expected, got = _losses(one), _losses(two_process_run)
+  assert sorted(got) == sorted(expected) == list(range(1, STEPS + 1))
+  for step in expected:
+    assert got[step] == pytest.approx(expected[step], abs=1e-5), step
+  expected_params, got_params = _params(one, STEPS), _params(two_process_run, STEPS)
+  assert sorted(got_params) == sorted(expected_params)
+  for name, value in expected_params.items():
+    np.testing.assert_allclose(got_params[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+  # One process writes what is written once; every process wrote its checkpoint shards.
+  assert len(glob.glob(str(two_process_run / "events.out.tfevents.*"))) == 1
+  with open(two_process_run / "config.json", encoding="utf-8") as f:
+    assert json.load(f)["train"]["num_steps"] == STEPS
+  state = two_process_run / "checkpoints" / str(STEPS) / "state"
+  assert sorted(p.name for p in state.glob("ocdbt.process_*")) == ["ocdbt.process_0",
+                                                                   "ocdbt.process_1"]
+  with open(two_process_run / "final_metrics.json", encoding="utf-8") as f:
+    final = json.load(f)
+  with open(one / "final_metrics.json", encoding="utf-8") as f:
+    assert final["eval/loss"] == pytest.approx(json.load(f)["eval/loss"], abs=1e-5)
+
+
+def _children(pid: int) -> list[int]:
+  with open(f"/proc/{pid}/task/{pid}/children", encoding="utf-8") as f:
+    return [int(p) for p in f.read().split()]
+
+
+def _process_id(pid: int) -> str | None:
+  """JAX_PROCESS_ID in a process's environment."""
+  with open(f"/proc/{pid}/environ", "rb") as f:
+    for entry in f.read().split(b"\0"):
+      if entry.startswith(b"JAX_PROCESS_ID="):
+        return entry.split(b"=", 1)[1].decode()
+  return None
+
+
+@pytest.mark.slow
+def test_kill_9_of_one_process_stops_the_others_and_a_rerun_resumes_on_both(
+    world, two_process_run):
+  workdir = world["root"] / "killed"
+  launcher = _launch(world, workdir, processes=2, devices=2, wait=False)
+  deadline = time.time() + 600
+  while not (workdir / "checkpoints" / str(EVERY)).is_dir():
+    assert launcher.poll() is None, launcher.stdout.read()
+    assert time.time() < deadline, f"no checkpoint at step {EVERY}"
+    time.sleep(0.05)
+  trainers = {_process_id(pid): pid for pid in _children(launcher.pid)}
+  assert sorted(trainers) == ["0", "1"], trainers
+  os.kill(trainers["1"], signal.SIGKILL)
+  output = launcher.communicate(timeout=120)[0]
+  assert launcher.returncode == 128 + signal.SIGKILL, output
+  assert "process 1 (pid" in output and "stopping the other 1" in output
+  with pytest.raises(ProcessLookupError):
+    os.kill(trainers["0"], 0)
+  assert not (workdir / "final_metrics.json").exists(), "killed too late to test a resume"
+
+  resumed = _launch(world, workdir, processes=2, devices=2)
+  assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+  start = int(resumed.stdout.split("resumed from step ")[1].split()[0])
+  assert EVERY <= start < STEPS and start % EVERY == 0
+  # Both processes restored the state and skipped to the same data position: every
+  # later step's loss is the uninterrupted run's.
+  expected, got = _losses(two_process_run), _losses(workdir)
+  for step in range(start + 1, STEPS + 1):
+    assert got[step] == pytest.approx(expected[step], abs=1e-5), step
+  with open(workdir / "checkpoints" / str(STEPS) / "meta" / "metadata", encoding="utf-8") as f:
+    assert json.load(f)["batches_consumed"] == STEPS
+
+
+@pytest.mark.slow
+def test_quantize_fit_on_two_processes_writes_the_one_process_codebook(tmp_path):
+  # About 1,900 clips: two global batches of k-means, so the shares interleave.
+  synthetic = workdirs.synthetic_world(str(tmp_path / "world"), num_videos=40,
+                                       num_eval_videos=2, seed=5)
+  fit = [sys.executable, "-m", "videobert_jax.quantize", "fit", "--corpus",
+         synthetic["corpus_dir"], "--levels", "3", "--clusters", "3"]
+  one = subprocess.run(["env", "XLA_FLAGS=--xla_force_host_platform_device_count=4", *fit,
+                        "--out", str(tmp_path / "one.npz")], cwd=ROOT, env=_env(),
+                       capture_output=True, text=True, timeout=300, check=False)
+  assert one.returncode == 0, one.stderr
+  two = _run_processes(2, ["env", "XLA_FLAGS=--xla_force_host_platform_device_count=2",
+                           *fit, "--out", str(tmp_path / "two.npz"), "--distributed=on"])
+  assert two.returncode == 0, two.stderr
+  assert (tmp_path / "two.npz").read_bytes() == (tmp_path / "one.npz").read_bytes()
+  assert two.stdout.count("codebook: 27 visual words") == 1  # process 0 reports
