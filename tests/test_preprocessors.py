@@ -96,11 +96,13 @@ def test_assemble_truncates_to_configured_lengths():
   assert len(text_only["input_ids"]) == 16
 
 
-def _masked(spec, examples, seed=3):
+def _masked(spec, examples, seed=3, alignment=False):
   ds = dataset(examples)
   with seqio.utils.map_seed_manager(seed):
     ds = pp.select_features(ds, spec=spec)
     ds = pp.assemble(ds, spec=spec, objective=batch_lib.VIDEO_TEXT)
+    if not alignment:  # pairs for the masked-token objectives only
+      ds = ds.map(lambda ex: {**ex, "alignment_weight": tf.constant(0.0)})
     ds = pp.mask_tokens(ds, spec=spec)
   return list(ds.as_numpy_iterator())
 
@@ -267,6 +269,32 @@ def test_alignment_negatives_come_from_another_video():
       assert ex["video_source_id"].decode() == vid
       np.testing.assert_array_equal(ex["video_ids"],
                                     originals[(vid, tuple(ex["text_ids"]))])
+
+
+def test_alignment_pairs_are_balanced_and_never_action_masked():
+  # Half the pairs train alignment (half of those negative); the other half are
+  # aligned pairs for the masked-token objectives, where action masking applies.
+  spec = make_spec(max_seq_len=32, max_text_tokens=12, max_video_tokens=8,
+                   max_predictions=6, action_mask_rate=1.0, alignment_rate=0.5)
+  text = [201, 300, 200, 301]
+  examples = [{**pair(f"v{i % 30}", text, [1, 2, 3]), "action_groups": [0, 1, 0, 1],
+               "next_action_groups": []} for i in range(600)]
+  ds = pp.select_features(dataset(examples), spec=spec)
+  with seqio.utils.map_seed_manager(0):
+    ds = pp.alignment_negatives(ds, spec=spec)
+    ds = pp.assemble(ds, spec=spec, objective=batch_lib.VIDEO_TEXT)
+    out = list(pp.mask_tokens(ds, spec=spec).as_numpy_iterator())
+  aligned = [ex for ex in out if ex["alignment_weight"] == 1.0]
+  others = [ex for ex in out if ex["alignment_weight"] == 0.0]
+  assert len(aligned) + len(others) == len(out)
+  assert len(aligned) / len(out) == pytest.approx(0.5, abs=0.07)
+  assert np.mean([ex["alignment_label"] for ex in aligned]) == pytest.approx(0.5, abs=0.08)
+  # Positives and negatives of alignment are masked alike: at random, one position
+  # of 7 candidates, so the verb and the object stay visible together most of the time.
+  assert {len(ex["masked_positions"]) for ex in aligned} == {1}
+  # Every other pair is aligned and has its verb-object pair masked.
+  assert all(ex["alignment_label"] == 1 for ex in others)
+  assert all(list(ex["masked_positions"]) == [2, 4] for ex in others)
 
 
 def test_single_video_corpus_has_no_negatives():

@@ -100,6 +100,7 @@ def pipeline_config(tmp_path_factory):
   config.data.tfds_data_dir = str(root / "tfds")
   config.model.num_visual_words = 9
   config.data.shuffle_buffer_size = 64  # a small corpus; keeps start-up quick
+  config.data.pack = False  # one example per row; packed rows: test_packed_pretrain_batches_*
   return config
 
 
@@ -141,6 +142,39 @@ def test_pretrain_batches_are_deterministic_and_follow_rates(pipeline_config):
   objectives_seen = np.concatenate([next(batches)["objective"] for _ in range(4)])
   assert batch_lib.VIDEO not in objectives_seen
   assert seqio.get_mixture_or_task(tasks.MIXTURE).tasks  # registered, no error twice
+
+
+def test_packed_pretrain_batches_hold_the_same_examples_in_fewer_rows(pipeline_config):
+  config = pipeline_config.copy_and_resolve_references()
+  config.data.pack = True
+  sizes = batch_lib.sizes(config.data)
+  t, p, s = sizes["seq_len"], sizes["max_predictions"], sizes["max_segments"]
+  batch = next(input_pipeline.pretrain_batches(config, batch_size=8))
+  batch_lib.check(batch)
+  assert {k: (v.shape, v.dtype) for k, v in batch.items()} == batch_lib.field_shapes(
+      8, t, p, s)
+  for r in range(8):  # each example opens with its own [CLS] at position 0
+    cls = batch["cls_positions"][r, :batch["segment_ids"][r].max()]
+    assert (batch["input_ids"][r, cls] == tokens.CLS_ID).all()
+    assert (batch["positions"][r, cls] == 0).all()
+  # Validation (fixed order): the same examples, tokens, predictions and
+  # alignment pairs as unpacked, in fewer rows.
+  packed = list(input_pipeline.pretrain_dataset(config, split="validation")
+                .as_numpy_iterator())
+  config.data.pack = False
+  unpacked = list(input_pipeline.pretrain_dataset(config, split="validation")
+                  .as_numpy_iterator())
+  count = lambda rows, f: sum(float(f(r)) for r in rows)
+  assert count(packed, lambda r: r["segment_ids"].max()) == len(unpacked) > len(packed)
+  for key in ("attention_mask", "masked_weights", "alignment_weight", "alignment_label"):
+    assert count(packed, lambda r: r[key].sum()) == count(unpacked, lambda r: r[key].sum())
+  assert sum(packing_share(r) for r in packed) / len(packed) > 2 * (
+      sum(packing_share(r) for r in unpacked) / len(unpacked))
+
+
+def packing_share(row):
+  """Real tokens over the row's positions."""
+  return row["attention_mask"].mean()
 
 
 def test_validation_split_is_finite_and_padded(pipeline_config):

@@ -54,10 +54,17 @@ def _eval_ids_spec(data_config):
 def _builder_kwargs(data_config, kind: str) -> dict:
   kwargs = {"corpus_dir": _get(data_config, "corpus_dir"),
             "vocab_path": _get(data_config, "vocab_path"),
-            "eval_ids": _eval_ids_spec(data_config)}
+            "eval_ids": _eval_ids_spec(data_config),
+            "validation_percent": _validation_percent(data_config)}
   if kind != "text":
     kwargs["codebook"] = _get(data_config, "codebook")
   return kwargs
+
+
+def _validation_percent(data_config) -> float:
+  from videobert_jax.datasets import corpus_builder  # pylint: disable=import-outside-toplevel
+  return float(_get(data_config, "validation_percent",
+                    corpus_builder.DEFAULT_VALIDATION_PERCENT))
 
 
 def _expected_fingerprint(data_config, kind: str) -> str:
@@ -69,7 +76,7 @@ def _expected_fingerprint(data_config, kind: str) -> str:
       os.path.abspath(data_config.codebook) if _get(data_config, "codebook") else None,
       os.path.abspath(data_config.vocab_path) if _get(data_config, "vocab_path") else None,
       eval_ids.fingerprint(eval_ids.load(_eval_ids_spec(data_config))),
-      corpus_builder.DEFAULT_VALIDATION_PERCENT, segments.CHUNK_TOKENS)
+      _validation_percent(data_config), segments.CHUNK_TOKENS)
 
 
 def ensure_datasets(data_config, kinds=("text", "video", "video_text")) -> dict:
@@ -203,16 +210,35 @@ def pretrain_dataset(config, *, split: str = "train", seed: int | None = None,
     ds = mixture.get_dataset(lengths, split="train", shuffle=True, seed=seed,
                              shard_info=shard, num_epochs=None)
   else:
-    # Every validation example once, objective after objective.
-    parts = [seqio.get_mixture_or_task(tasks.TASKS[k][0]).get_dataset(
+    # Every validation example once, the objectives taking turns: a capped
+    # evaluation (train.eval_steps) then sees all of them, not just the first.
+    names = [tasks.TASKS[k][0] for k in rates]
+    if "video_text" in rates:  # alignment scored on every sentence, both ways
+      names.append(tasks.ALIGNMENT_EVAL_TASK)
+    parts = [seqio.get_mixture_or_task(name).get_dataset(
         lengths, split=split, shuffle=False, seed=seed, shard_info=shard)
-             for k in rates]
+             for name in names]
     parts = [p.map(lambda ex: {k: ex[k] for k in lengths}) for p in parts]
-    ds = parts[0]
-    for part in parts[1:]:
-      ds = ds.concatenate(part)
-  return preprocessors.VideoBertFeatureConverter()(ds, lengths).prefetch(
-      tf.data.AUTOTUNE)
+    if "video_text" in rates:
+      # Alignment is measured on the pairs alone (the masked-token objectives on
+      # the ordinary examples), so its accuracy has exactly half negatives.
+      index = list(rates).index("video_text")
+      parts[index] = parts[index].map(
+          lambda ex: {**ex, "alignment_weight": tf.zeros_like(ex["alignment_weight"])})
+    turns = tf.data.Dataset.range(len(parts)).repeat()
+    ds = tf.data.Dataset.choose_from_datasets(parts, turns, stop_on_empty_dataset=False)
+  return _feature_converter(data)(ds, lengths).prefetch(tf.data.AUTOTUNE)
+
+
+def _feature_converter(data_config):
+  """Pads one example per row, or packs several per row when ``data.pack`` is set."""
+  from videobert_jax.tasks import packing  # pylint: disable=import-outside-toplevel
+  from videobert_jax.tasks import preprocessors  # pylint: disable=import-outside-toplevel
+  if not _get(data_config, "pack", False):
+    return preprocessors.VideoBertFeatureConverter()
+  sizes = batch_lib.sizes(data_config)
+  return packing.PackedFeatureConverter(max_predictions=sizes["max_predictions"],
+                                        max_segments=sizes["max_segments"])
 
 
 def pretrain_batches(config, *, batch_size: int, split: str = "train",
@@ -232,14 +258,17 @@ def pretrain_batches(config, *, batch_size: int, split: str = "train",
 
   Yields:
     dicts with the fields, shapes and dtypes of ``videobert_jax.batch`` (T =
-    ``config.data.max_seq_len``, P = ``config.data.max_predictions``).
+    ``config.data.max_seq_len``, P = ``config.data.max_predictions``); packed
+    rows when ``config.data.pack`` (P = ``data.packed_max_predictions``, S =
+    ``data.max_segments``, several examples per row: ``tasks.packing``).
   """
   ds = pretrain_dataset(config, split=split, seed=seed, shard_index=shard_index,
                         num_shards=num_shards)
   train = split == "train"
   ds = ds.batch(batch_size, drop_remainder=train)
+  spec = batch_lib.fields(packed=bool(_get(config.data, "pack", False)))
   for batch in ds.as_numpy_iterator():
-    batch = {k: np.asarray(v, dtype=batch_lib.FIELDS[k][1]) for k, v in batch.items()}
+    batch = {k: np.asarray(v, dtype=spec[k][1]) for k, v in batch.items()}
     if len(batch["input_ids"]) < batch_size:
       batch = _pad_batch(batch, batch_size)
     yield batch

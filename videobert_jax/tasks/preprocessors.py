@@ -65,7 +65,12 @@ class SequenceSpec:
   concat_rate: float = 0.5  # probability of appending the next sentence/segment
   max_subsample: int = 5  # video subsampling rate drawn from 1..max_subsample
   min_video_tokens: int = 4  # subsampling keeps at least this many (if there were)
-  negative_rate: float = 0.5  # share of video-text pairs made negative
+  # Share of video-text pairs that train alignment; half of those (negative_rate)
+  # get another video. The rest stay aligned and are masked for the masked-token
+  # objectives, action masking included; alignment pairs are only ever masked at
+  # random, so the alignment head sees the verbs and nouns it must match.
+  alignment_rate: float = 1.0
+  negative_rate: float = 0.5  # share of alignment pairs made negative
   mlm_on_negatives: bool = False  # masked-token loss on negative pairs too
   # Random text replacements are drawn from [first_word_id, text_vocab_size):
   # the ordinary WordPieces, past [PAD], [unusedN] and the specials.
@@ -80,8 +85,9 @@ class SequenceSpec:
         raise ValueError(f"{name} must be in (0, 1), got {rate}")
     if self.max_predictions < 1:
       raise ValueError(f"max_predictions must be >= 1, got {self.max_predictions}")
-    if not 0 <= self.action_mask_rate <= 1:
-      raise ValueError(f"action_mask_rate must be in [0, 1], got {self.action_mask_rate}")
+    for name in ("action_mask_rate", "alignment_rate", "negative_rate"):
+      if not 0 <= getattr(self, name) <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
     if not tokens.MASK_ID < self.first_word_id < self.layout.text_vocab_size:
       raise ValueError(f"first_word_id {self.first_word_id} outside the WordPieces")
 
@@ -158,13 +164,21 @@ def subsample_video(ex, seed, spec: SequenceSpec):
 @seqio.map_over_dataset(num_seeds=1)
 def _draw_negative(ex, seed, spec: SequenceSpec):
   draws = tf.random.stateless_uniform([2], seed)
+  role = tf.random.stateless_uniform(
+      [], tf.random.experimental.stateless_fold_in(seed, 1))
+  negative_share = spec.alignment_rate * spec.negative_rate
   out = dict(ex)
-  out["_make_negative"] = draws[0] < spec.negative_rate
+  out["_make_negative"] = draws[0] < negative_share
   out["_pick"] = draws[1]
+  # Among the aligned pairs, the share that trains alignment too, so that an
+  # alignment pair is negative with probability negative_rate.
+  positive_share = (spec.alignment_rate - negative_share) / max(1.0 - negative_share, 1e-9)
+  out["_alignment_positive"] = role < positive_share
   return out
 
 
-def alignment_negatives(dataset: tf.data.Dataset, spec: SequenceSpec) -> tf.data.Dataset:
+def alignment_negatives(dataset: tf.data.Dataset, spec: SequenceSpec,
+                        paired: bool = False) -> tf.data.Dataset:
   """Makes about ``negative_rate`` of the pairs negative with another video's tokens.
 
   A running pool of the last ``NEGATIVE_POOL`` examples' videos is kept; a
@@ -172,6 +186,11 @@ def alignment_negatives(dataset: tf.data.Dataset, spec: SequenceSpec) -> tf.data
   so it truly comes from another video. An example for which no such video is
   pooled yet stays positive. Adds ``alignment_label`` (1 aligned, 0 negative)
   and ``video_source_id`` (the video the tokens came from).
+
+  ``paired`` (the validation of alignment): every example for which another
+  video is pooled comes out twice, aligned and negative, both alignment pairs
+  with no masked-token loss; the others are dropped. Exactly half the pairs are
+  negatives, and every sentence is scored both ways.
   """
   dataset = _draw_negative(dataset, spec=spec)
   width = spec.max_video_tokens  # assembly never keeps more than this
@@ -193,10 +212,19 @@ def alignment_negatives(dataset: tf.data.Dataset, spec: SequenceSpec) -> tf.data
                    lambda: tf.cast(tf.gather(usable_slots, choice), tf.int32),
                    lambda: tf.constant(0, tf.int32))
     out = {k: v for k, v in ex.items() if not k.startswith("_")}
-    out["video_ids"] = tf.cond(negative, lambda: pool[slot, :lengths[slot]],
-                               lambda: ex["video_ids"])
-    out["video_source_id"] = tf.where(negative, pool_ids[slot], ex["video_id"])
-    out["alignment_label"] = tf.cast(tf.logical_not(negative), tf.int32)
+    if paired:
+      out["_other_video_ids"] = pool[slot, :lengths[slot]]
+      out["_other_source_id"] = pool_ids[slot]
+      out["_has_other"] = num_usable > 0
+    else:
+      out["video_ids"] = tf.cond(negative, lambda: pool[slot, :lengths[slot]],
+                                 lambda: ex["video_ids"])
+      out["video_source_id"] = tf.where(negative, pool_ids[slot], ex["video_id"])
+      out["alignment_label"] = tf.cast(tf.logical_not(negative), tf.int32)
+      # A pair drawn negative with no other video pooled yet stays out of
+      # alignment unless its positive draw says otherwise: the classes keep
+      # their shares.
+      out["alignment_example"] = negative | ex["_alignment_positive"]
     # The pool keeps the example's own (aligned) video.
     write = tf.cast(count % NEGATIVE_POOL, tf.int32)
     padded = tf.pad(video, [[0, width - tf.size(video)]])
@@ -205,7 +233,26 @@ def alignment_negatives(dataset: tf.data.Dataset, spec: SequenceSpec) -> tf.data
     pool_ids = tf.tensor_scatter_nd_update(pool_ids, [[write]], [ex["video_id"]])
     return (pool, lengths, pool_ids, count + 1), out
 
-  return dataset.scan(initial, step)
+  dataset = dataset.scan(initial, step)
+  return _both_ways(dataset) if paired else dataset
+
+
+def _both_ways(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """Each pooled example as an aligned and a negative alignment-only pair."""
+
+  def split(ex):
+    base = {k: v for k, v in ex.items() if not k.startswith("_")}
+    base.update(alignment_example=tf.constant(True), alignment_only=tf.constant(True))
+    aligned = {**base, "video_source_id": ex["video_id"],
+               "alignment_label": tf.constant(1, tf.int32)}
+    negative = {**base, "video_ids": ex["_other_video_ids"],
+                "video_source_id": ex["_other_source_id"],
+                "alignment_label": tf.constant(0, tf.int32)}
+    both = tf.data.Dataset.from_tensors(aligned).concatenate(
+        tf.data.Dataset.from_tensors(negative))
+    return both
+
+  return dataset.filter(lambda ex: ex["_has_other"]).flat_map(split)
 
 
 @seqio.map_over_dataset
@@ -232,12 +279,15 @@ def assemble(ex, spec: SequenceSpec, objective: int):
                        tf.ones([tf.size(video) + 2], tf.int32)], 0)
   label = tf.cast(ex.get("alignment_label", 1), tf.int32)
   mlm_weight = 1.0 if spec.mlm_on_negatives else tf.cast(label, tf.float32)
+  if "alignment_only" in ex:
+    mlm_weight = tf.constant(0.0)
+  is_alignment = tf.cast(ex.get("alignment_example", True), tf.float32)
   out = {"input_ids": ids, "token_type_ids": types,
          "objective": tf.constant(objective, tf.int32),
          "mlm_weight": tf.cast(mlm_weight, tf.float32),
          "alignment_label": label,
-         "alignment_weight": tf.constant(
-             1.0 if objective == batch_lib.VIDEO_TEXT else 0.0, tf.float32)}
+         "alignment_weight": is_alignment if objective == batch_lib.VIDEO_TEXT
+                             else tf.constant(0.0, tf.float32)}
   for key in ("video_id", "video_source_id"):
     if key in ex:
       out[key] = ex[key]
@@ -274,8 +324,9 @@ def mask_tokens(ex, seed, spec: SequenceSpec):
                      spec.max_predictions)
   actions_masked = tf.constant(False)
   if spec.action_mask_rate > 0 and "action_groups" in ex:
-    candidates, count, actions_masked = _action_choice(ex["action_groups"], candidates,
-                                                       count, seed, spec)
+    candidates, count, actions_masked = _action_choice(
+        ex["action_groups"], candidates, count, seed, spec,
+        allowed=ex["alignment_weight"] <= 0)
   # Random order of the candidates: non-candidates get a score above any candidate.
   scores = tf.random.stateless_uniform(tf.shape(ids), seeds[0])
   scores = tf.where(candidates, scores, 2.0)
@@ -303,20 +354,22 @@ def mask_tokens(ex, seed, spec: SequenceSpec):
   return out
 
 
-def _action_choice(groups, candidates, count, seed, spec: SequenceSpec):
+def _action_choice(groups, candidates, count, seed, spec: SequenceSpec, allowed=True):
   """With probability ``action_mask_rate``: the positions of every verb-object pair.
 
   Returns ``(candidates, count, used)``. All pairs go at once: a sentence and
   its appended neighbour often name the same object ("chop the onion ... slice
   the onion"), and one pair masked alone is then copied from the other. When
   the text has no pair (or truncation cut them all), or the coin says no,
-  ``candidates`` and ``count`` come back unchanged and ``used`` is False.
+  ``candidates`` and ``count`` come back unchanged and ``used`` is False. Never
+  in an alignment pair (``allowed`` False): with its verb and object hidden it
+  has nothing left to match against the video.
   """
   draw = tf.random.stateless_uniform(
       [], tf.random.experimental.stateless_fold_in(seed, 1))
   chosen = candidates & (groups > 0)
   num_chosen = tf.reduce_sum(tf.cast(chosen, tf.int32))
-  use = (draw < spec.action_mask_rate) & (num_chosen > 0)
+  use = (draw < spec.action_mask_rate) & (num_chosen > 0) & allowed
   return (tf.where(use, chosen, candidates),
           tf.where(use, tf.minimum(num_chosen, spec.max_predictions), count), use)
 

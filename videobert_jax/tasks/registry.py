@@ -5,6 +5,8 @@
 * ``videobert_video_text``: masked modelling on both plus text-video alignment
   (``videobert_video_text``).
 * ``videobert_pretrain``: the three mixed with ``config.data.mixture_rates``.
+* ``videobert_video_text_alignment_pairs`` (validation): each video-text sentence
+  once aligned and once with another video, alignment loss only.
 
 Nothing is registered at import time: ``register(data_config, layout)`` adds (or
 replaces, so calling it again is harmless) the tasks and the mixture for a data
@@ -29,6 +31,8 @@ TEXT_TASK = "videobert_text_mlm"
 VIDEO_TASK = "videobert_video_mlm"
 VIDEO_TEXT_TASK = "videobert_video_text"
 MIXTURE = "videobert_pretrain"
+# Validation only: every video-text sentence as an aligned and a negative pair.
+ALIGNMENT_EVAL_TASK = "videobert_video_text_alignment_pairs"
 # objective name (config.data.mixture_rates keys) -> (task, TFDS dataset, objective id)
 TASKS = {
     "text": (TEXT_TASK, "videobert_text", batch_lib.TEXT),
@@ -67,7 +71,7 @@ def first_ordinary_word_id(vocab_path: str | None = None) -> int:
 # SequenceSpec default (a hand-made data config need not list them).
 _OPTIONAL_SPEC_FIELDS = {
     "video_text_mask_rate": float, "action_mask_rate": float, "concat_rate": float,
-    "max_subsample": int, "min_video_tokens": int, "negative_rate": float,
+    "max_subsample": int, "min_video_tokens": int, "negative_rate": float, "alignment_rate": float,
     "mlm_on_negatives": bool,
 }
 
@@ -110,15 +114,19 @@ def output_features(layout: tokens.TokenLayout) -> dict[str, seqio.Feature]:
   }
 
 
-def task_preprocessors(objective: int, spec: preprocessors.SequenceSpec) -> list:
-  """The preprocessing chain of one objective (see ``preprocessors``)."""
+def task_preprocessors(objective: int, spec: preprocessors.SequenceSpec,
+                       paired: bool = False) -> list:
+  """The preprocessing chain of one objective (see ``preprocessors``).
+
+  ``paired``: alignment pairs both ways (the validation task of alignment).
+  """
   p = preprocessors
   steps = [functools.partial(p.select_features, spec=spec),
            functools.partial(p.concat_neighbours, spec=spec)]
   if objective != batch_lib.TEXT:
     steps.append(functools.partial(p.subsample_video, spec=spec))
   if objective == batch_lib.VIDEO_TEXT:
-    steps.append(functools.partial(p.alignment_negatives, spec=spec))
+    steps.append(functools.partial(p.alignment_negatives, spec=spec, paired=paired))
   steps += [functools.partial(p.assemble, spec=spec, objective=objective),
             functools.partial(p.mask_tokens, spec=p.for_objective(spec, objective))]
   return steps
@@ -127,7 +135,8 @@ def task_preprocessors(objective: int, spec: preprocessors.SequenceSpec) -> list
 def make_task(name: str, tfds_name: str, objective: int,
               spec: preprocessors.SequenceSpec, tfds_data_dir: str | None,
               version: str = corpus_builder.DATASET_VERSION,
-              shuffle_buffer_size: int = SHUFFLE_BUFFER) -> seqio.Task:
+              shuffle_buffer_size: int = SHUFFLE_BUFFER,
+              paired: bool = False) -> seqio.Task:
   """Registers (replacing any earlier one) and returns one pretraining task."""
   seqio.TaskRegistry.remove(name)
   return seqio.TaskRegistry.add(
@@ -135,7 +144,7 @@ def make_task(name: str, tfds_name: str, objective: int,
       source=seqio.TfdsDataSource(tfds_name=f"{tfds_name}:{version}",
                                   tfds_data_dir=tfds_data_dir,
                                   splits=("train", "validation")),
-      preprocessors=task_preprocessors(objective, spec),
+      preprocessors=task_preprocessors(objective, spec, paired=paired),
       output_features=output_features(spec.layout),
       shuffle_buffer_size=shuffle_buffer_size)
 
@@ -167,6 +176,9 @@ def register(data_config: Any, layout: tokens.TokenLayout,
   for name, tfds_name, objective in TASKS.values():
     make_task(name, tfds_name, objective, spec, _get(data_config, "tfds_data_dir"),
               shuffle_buffer_size=buffer)
+  _, tfds_name, objective = TASKS["video_text"]
+  make_task(ALIGNMENT_EVAL_TASK, tfds_name, objective, spec,
+            _get(data_config, "tfds_data_dir"), shuffle_buffer_size=buffer, paired=True)
   seqio.MixtureRegistry.remove(MIXTURE)
   return seqio.MixtureRegistry.add(
       MIXTURE, [(TASKS[k][0], rate) for k, rate in mixture_rates(data_config).items()])
