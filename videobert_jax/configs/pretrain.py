@@ -97,7 +97,9 @@ def _data_config(arg: str) -> ml_collections.ConfigDict:
   data.concat_rate = 0.5  # chance of appending the next sentence (and its clips)
   data.max_subsample = 5  # keep every r-th visual word, r drawn from 1..this
   data.min_video_tokens = 4  # subsampling leaves at least this many visual words
-  data.alignment_rate = 1.0  # share of video-text pairs training alignment (never action-masked)
+  # Share of video-text pairs training alignment (never action-masked); the other
+  # half carries the action masking. The paper's recipe: 1.0 with action_mask_rate 0.
+  data.alignment_rate = 0.5  # share of video-text pairs training alignment
   data.negative_rate = 0.5  # share of alignment pairs given another video
   data.mlm_on_negatives = False  # masked-token loss on negative pairs too
   data.mixture_rates = ml_collections.ConfigDict(
