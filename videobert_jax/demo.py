@@ -242,7 +242,28 @@ def _run_stages(args, parser: argparse.ArgumentParser, stages: Stages) -> str:
   if not args.skip_captioning:
     stages.run("captioning", lambda: captioning(
         train_dir, annotations, features_dir, codebook, run, args.caption_steps))
+  stages.run("export the model bundle", lambda: export(
+      train_dir, os.path.join(args.workdir, "bundle"), annotations, features_dir))
   return corpus_dir
+
+
+def export(train_dir: str, out: str, annotations: str, features_dir: str) -> dict:
+  """Writes the bundle (``python -m videobert_jax.export``); returns a usage snippet."""
+  import numpy as np
+  from videobert_jax.corpus import youcook
+  from videobert_jax.export import bundle as bundle_lib
+  manifest = bundle_lib.export_bundle(train_dir, out, overwrite=True)
+  seg = youcook.load_annotations(annotations, subsets=("validation",))[0]
+  features = os.path.abspath(os.path.join(features_dir, f"{seg.video_id}.npy"))
+  first, last = youcook.segment_clip_range(seg, 1.5, len(np.load(features, mmap_mode="r")))
+  snippet = "\n".join([
+      "import numpy as np, videobert_jax",
+      f"model = videobert_jax.load({os.path.abspath(out)!r})",
+      f"clips = np.load({features!r})[{first}:{last}]",
+      f"print(model.zero_shot(clips, protocol='label_lists'))  # {seg.sentence!r}",
+      "print(model.fill_masks('now let me show you how to [MASK] the [MASK] .', clips))"])
+  print(f"   {bundle_lib.describe(manifest)}")
+  return {"path": os.path.abspath(out), "table": snippet}
 
 
 def _report(args, corpus_dir: str, stages: Stages, start: float) -> None:
@@ -259,6 +280,9 @@ def _report(args, corpus_dir: str, stages: Stages, start: float) -> None:
   for name in ("zero-shot verb/noun classification", "captioning"):
     if name in stages.results:
       print(f"\n{name}:\n{stages.results[name]['table']}")
+  if "export the model bundle" in stages.results:
+    bundle = stages.results["export the model bundle"]
+    print(f"\nThe trained model, in {bundle['path']}; from Python:\n{bundle['table']}")
   print(f"\nDemo finished in {total:.0f} s; results in {out}")
 
 
