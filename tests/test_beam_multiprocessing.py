@@ -42,8 +42,8 @@ def _examples(builder) -> list:
 
 @pytest.mark.slow
 def test_tfds_builds_on_two_beam_worker_processes_give_the_plain_examples(tmp_path):
-  world = workdirs.synthetic_world(str(tmp_path / "world"), num_videos=10,
-                                   num_eval_videos=2, seed=4)
+  world = workdirs.synthetic_world(str(tmp_path / "world"), num_videos=12,
+                                   num_eval_videos=2)
   codebook = str(tmp_path / "codebook.npz")
   workdirs.fit_codebook(os.path.join(world["corpus_dir"], "features"), codebook)
   kwargs = {"corpus_dir": world["corpus_dir"], "codebook": codebook}
