@@ -85,8 +85,10 @@ def test_fake_task_examples_follow_the_wire_format(fake_task):
     sep = int(np.where(ids == lay.video_sep_id)[0][0])
     assert (types[:sep] == 0).all() and (types[sep:] == 1).all()
     assert len(ids) <= spec.max_seq_len and sep - 1 <= spec.max_text_tokens
-    assert ex["objective"] == batch_lib.VIDEO_TEXT and ex["alignment_weight"] == 1.0
+    assert ex["objective"] == batch_lib.VIDEO_TEXT and ex["alignment_weight"] in (0.0, 1.0)
     assert ex["alignment_label"] == int(ex["video_source_id"] == ex["video_id"])
+    if ex["alignment_weight"] == 0.0:  # a pair for the masked-token objectives only
+      assert ex["alignment_label"] == 1
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +116,12 @@ def test_pretrain_batches_have_the_documented_fields_and_shapes(pipeline_config)
                                     config.data.max_predictions)
     assert {k: (v.shape, v.dtype) for k, v in batch.items()} == shapes
     objective = batch["objective"]
-    np.testing.assert_array_equal(batch["alignment_weight"],
-                                  (objective == batch_lib.VIDEO_TEXT).astype(np.float32))
+    # Only video-text pairs train alignment (config.data.alignment_rate of them);
+    # the others are aligned pairs for the masked-token objectives.
+    aligning = batch["alignment_weight"] > 0
+    assert set(np.unique(batch["alignment_weight"])) <= {0.0, 1.0}
+    assert (objective[aligning] == batch_lib.VIDEO_TEXT).all()
+    assert (batch["alignment_label"][(objective == batch_lib.VIDEO_TEXT) & ~aligning] == 1).all()
     # Real tokens first, then padding; every real example has a prediction,
     # weighted 0 on negative video-text pairs only.
     mask = batch["attention_mask"]
