@@ -23,11 +23,8 @@ def exported(tmp_path_factory):
   from videobert_jax.eval import zeroshot
   from videobert_jax.testing import workdirs as testing
   root = str(tmp_path_factory.mktemp("bundle"))
-  world = testing.synthetic_world(os.path.join(root, "world"), num_videos=4,
-                                  num_eval_videos=8)
-  book = testing.fit_codebook(world["eval_features_dir"], os.path.join(root, "cb.npz"))
-  config = testing.tiny_config(os.path.join(root, "cb.npz"), book.num_words)
-  workdir = testing.untrained_workdir(os.path.join(root, "run"), config)
+  run = testing.untrained_eval_run(root, num_videos=4, num_eval_videos=8)
+  workdir, world = run["workdir"], run["world"]
   zeroshot.run_zeroshot(workdir, world["annotations"], world["eval_features_dir"],
                         supervised=False, cooccurrence=False, progress=False)
   out = os.path.join(root, "bundle")

@@ -49,12 +49,7 @@ def test_pages_show_words_by_clip(tmp_path):
 def untrained_run(tmp_path_factory):
   from videobert_jax.testing import workdirs as testing
   root = str(tmp_path_factory.mktemp("genrun"))
-  world = testing.synthetic_world(os.path.join(root, "world"), num_videos=1,
-                                  num_eval_videos=4)
-  book = testing.fit_codebook(world["eval_features_dir"], os.path.join(root, "cb.npz"))
-  config = testing.tiny_config(os.path.join(root, "cb.npz"), book.num_words)
-  testing.untrained_workdir(os.path.join(root, "run"), config)
-  return {"workdir": os.path.join(root, "run"), "world": world, "book": book}
+  return testing.untrained_eval_run(root, num_videos=1, num_eval_videos=4)
 
 
 def test_text_to_video_and_forecast_end_to_end(untrained_run):

@@ -170,12 +170,7 @@ def test_slot_candidates_split_one_call_into_both_protocols():
 def untrained_run(tmp_path_factory):
   from videobert_jax.testing import workdirs as testing
   root = str(tmp_path_factory.mktemp("evalrun"))
-  world = testing.synthetic_world(os.path.join(root, "world"), num_videos=4,
-                                  num_eval_videos=8)
-  book = testing.fit_codebook(world["eval_features_dir"], os.path.join(root, "cb.npz"))
-  config = testing.tiny_config(os.path.join(root, "cb.npz"), book.num_words)
-  testing.untrained_workdir(os.path.join(root, "run"), config)
-  return {"workdir": os.path.join(root, "run"), "world": world}
+  return testing.untrained_eval_run(root, num_videos=4, num_eval_videos=8)
 
 
 MODEL_ROWS = ["BERT language prior (before video)", "VideoBERT language prior (no video)",

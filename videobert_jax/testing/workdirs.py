@@ -59,3 +59,16 @@ def untrained_workdir(workdir: str, config, step: int = 0, seed: int = 0) -> str
   ckpt.save(step, state, {"step": step, "batches_consumed": 0, "data_seed": 0})
   ckpt.close()
   return workdir
+
+
+def untrained_eval_run(root: str, num_videos: int = 4, num_eval_videos: int = 8) -> dict:
+  """A synthetic world, its codebook and an untrained tiny workdir under ``root``.
+
+  Returns ``{"workdir", "world", "book"}``: what the eval and bundle tests start from.
+  """
+  world = synthetic_world(os.path.join(root, "world"), num_videos=num_videos,
+                          num_eval_videos=num_eval_videos)
+  book = fit_codebook(world["eval_features_dir"], os.path.join(root, "cb.npz"))
+  config = tiny_config(os.path.join(root, "cb.npz"), book.num_words)
+  workdir = untrained_workdir(os.path.join(root, "run"), config)
+  return {"workdir": workdir, "world": world, "book": book}
