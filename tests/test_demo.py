@@ -29,6 +29,12 @@ def test_demo_runs_every_stage_and_writes_the_tables(tmp_path, capsys):
   for row in captioning["rows"]:
     assert 0.0 <= row["METEOR"] <= 1.0 and row["CIDEr"] >= 0.0
   assert os.path.isfile(workdir / "train" / "final_metrics.json")
+  recall = results["results"]["text-to-video recall"]
+  assert recall["k"] == 5 and recall["segments"] > 0
+  assert 0.0 <= recall["model_recall"] <= 1.0 and 0.0 <= recall["prior_recall"] <= 1.0
+  assert "text-to-video recall@5" in out
+  written = json.loads((workdir / "train" / "eval" / "text_to_video.json").read_text())
+  assert written["recall"]["model_recall"] == recall["model_recall"]
   assert results["results"]["fit the codebook (8^1 visual words)"]["num_words"] == 8
 
 

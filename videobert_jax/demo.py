@@ -158,6 +158,20 @@ def zeroshot(train_dir: str, annotations: str, features_dir: str, codebook: str,
   return result
 
 
+def text_to_video(train_dir: str, annotations: str, features_dir: str, codebook: str,
+                  run) -> dict:
+  """Text-to-video recall@5 of the validation captions against the frequency prior."""
+  from videobert_jax.eval import generation
+  from videobert_jax.eval import text_to_video_recall
+  recall = text_to_video_recall.run_recall(
+      run, annotations, features_dir, generation.codebook_for(run, codebook))
+  generation.run_text_to_video(train_dir, [], features_dir, codebook, run=run,
+                               recall=recall)
+  table = text_to_video_recall.format_recall(recall)
+  print(f"   {table}")
+  return {**recall, "table": table}
+
+
 def captioning(train_dir: str, annotations: str, features_dir: str, codebook: str,
                run, steps: int | None) -> dict:
   """Captioning with VideoBERT features (Table 3 rows, one run)."""
@@ -239,6 +253,8 @@ def _run_stages(args, parser: argparse.ArgumentParser, stages: Stages) -> str:
   run = checkpoint_lib.load_run(train_dir, codebook=codebook)
   stages.run("zero-shot verb/noun classification", lambda: zeroshot(
       train_dir, annotations, features_dir, codebook, run))
+  stages.run("text-to-video recall", lambda: text_to_video(
+      train_dir, annotations, features_dir, codebook, run))
   if not args.skip_captioning:
     stages.run("captioning", lambda: captioning(
         train_dir, annotations, features_dir, codebook, run, args.caption_steps))
@@ -277,7 +293,8 @@ def _report(args, corpus_dir: str, stages: Stages, start: float) -> None:
   print("\n== summary " + "=" * 50)
   for name, seconds in stages.seconds.items():
     print(f"   {seconds:7.1f} s  {name}")
-  for name in ("zero-shot verb/noun classification", "captioning"):
+  for name in ("zero-shot verb/noun classification", "text-to-video recall",
+               "captioning"):
     if name in stages.results:
       print(f"\n{name}:\n{stages.results[name]['table']}")
   if "export the model bundle" in stages.results:
