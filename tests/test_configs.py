@@ -87,3 +87,13 @@ def test_flops_per_token_counts_logits_only_where_computed():
   full = flops.train_flops_per_token(2, 128, 512, 32, 1000, logit_positions=32)
   masked = flops.train_flops_per_token(2, 128, 512, 32, 1000, logit_positions=4)
   assert full - masked == pytest.approx(6 * 128 * 1000 * (1 - 4 / 32))
+
+
+def test_the_captioner_has_the_papers_budget_as_a_named_variant():
+  from videobert_jax import configs
+  default, paper = configs.load("captioner"), configs.load("captioner:paper")
+  assert (paper.num_steps, paper.batch_size, paper.learning_rate) == (40_000, 128, 1e-3)
+  assert default.num_steps < paper.num_steps  # the CPU default stays small
+  assert paper.to_dict().keys() == default.to_dict().keys()
+  with pytest.raises(ValueError, match="unknown captioner variant 'big'"):
+    configs.load("captioner:big")

@@ -74,7 +74,8 @@ if __name__ == "__main__":
   sys.argv = configs.command_argv(sys.argv, "captioner", default="captioner")
 config_flags.DEFINE_config_file(
     "captioner", configs.config_path("captioner"),
-    "Captioner config: 'captioner' (installed with the package) or FILE.py; override "
+    "Captioner config: 'captioner' (installed; 'captioner:paper' is the paper's 40K-step "
+    "budget) or FILE.py; override "
     "fields with --captioner.num_steps=...")
 
 
