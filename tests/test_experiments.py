@@ -136,3 +136,31 @@ def test_experiments_paper_writes_all_three_tables_and_resumes(tmp_path, capsys)
   assert out.count("done earlier") == stages
   again = json.loads((tmp_path / "w" / "report.json").read_text())
   assert again["table3"] == report["table3"] and again["table2"] == report["table2"]
+
+
+def test_sweep_variants_parse_apply_and_refuse_unknown_fields():
+  from videobert_jax import configs
+  from videobert_jax.experiments import sweep
+  variant = sweep.parse_variant("lr2e-3:train.learning_rate=2e-3,data.alignment_rate=1.0")
+  assert variant.overrides == (("train.learning_rate", 2e-3), ("data.alignment_rate", 1.0))
+  config = sweep.apply_overrides(configs.load("pretrain:tiny"), variant.overrides)
+  assert config.train.learning_rate == 2e-3 and config.data.alignment_rate == 1.0
+  assert sweep.parse_variant("base").overrides == ()
+  with pytest.raises(ValueError, match="no field 'train.learnin_rate'"):
+    sweep.apply_overrides(config, [("train.learnin_rate", 1.0)])
+  with pytest.raises(ValueError, match="is not FIELD=VALUE"):
+    sweep.parse_variant("x:train.seed")
+
+
+def test_sweep_summary_is_mean_and_sample_spread_per_column():
+  from videobert_jax.experiments import sweep
+  runs = [{"seed": s, **{c: None for c in sweep.COLUMNS}, "verb_top1": v,
+           "eval_alignment": a} for s, v, a in ((0, 40.0, 0.6), (1, 50.0, 0.7), (2, 60.0, 0.8))]
+  summary = sweep.summarise(runs)
+  assert summary["seeds"] == [0, 1, 2]
+  assert summary["verb_top1"] == pytest.approx(50.0)
+  assert summary["verb_top1_std"] == pytest.approx(10.0)
+  assert summary["noun_top1"] is None and summary["noun_top1_std"] is None
+  table = sweep.format_sweep({"seeds": [0, 1, 2], "cooccurrence": None,
+                              "variants": [{"name": "base", **summary}]})
+  assert "50.0+-10.0" in table and "0.700+-0.100" in table

@@ -7,6 +7,13 @@ runs every pretraining the tables need (the full model, the video-only model, on
 run per Table 2 subset), every evaluation, and writes ``W/report.json``,
 ``W/report.html`` and ``W/table2.png``. Interrupted, it continues where it stopped
 when run again with the same arguments. See ``docs/experiments.md``.
+
+  python -m videobert_jax.experiments sweep --corpus C --youcook Y --workdir W \\
+      --variant base --variant lr2e-3:train.learning_rate=2e-3 [--seeds 0,1,2]
+
+trains each recipe variant with each seed on a dev corpus and prints the mean and
+spread of its zero-shot and alignment columns (``W/sweep.json``): how the defaults
+are chosen without looking at the reported split (``docs/training.md``).
 """
 
 from __future__ import annotations
@@ -77,7 +84,41 @@ def _parser() -> argparse.ArgumentParser:
                      help="BERT checkpoint to start from (the paper: BERT-large)")
   paper.add_argument("--codebook", default=None,
                      help="an existing codebook .npz (default: fit one on the corpus)")
+  sweep = sub.add_parser("sweep", help="recipe variants x seeds on a dev corpus")
+  sweep.add_argument("--corpus", required=True, help="the (dev) pretraining corpus")
+  sweep.add_argument("--youcook", required=True,
+                     help="the (dev) evaluation folder, as for `paper`")
+  sweep.add_argument("--workdir", required=True, help="where runs and sweep.json go")
+  sweep.add_argument("--variant", action="append", required=True,
+                     help="NAME[:FIELD=VALUE,...], repeatable; e.g. base, "
+                          "lr2e-3:train.learning_rate=2e-3")
+  sweep.add_argument("--seeds", type=_seeds, default=(0, 1, 2),
+                     help="pretraining seeds (train.seed and data.seed; default 0,1,2)")
+  sweep.add_argument("--size", default="tiny", help="pretraining config size")
+  sweep.add_argument("--steps", type=int, default=None,
+                     help="pretraining steps (default: the config's)")
+  sweep.add_argument("--levels", type=int, default=2, help="codebook levels")
+  sweep.add_argument("--clusters", type=int, default=12, help="clusters per level")
+  sweep.add_argument("--codebook", default=None, help="an existing codebook .npz")
+  sweep.add_argument("--vocab", default=None, help="WordPiece vocab.txt")
   return parser
+
+
+def _run_sweep(args) -> int:
+  from videobert_jax.experiments import sweep  # pylint: disable=g-import-not-at-top
+  try:
+    variants = [sweep.parse_variant(v) for v in args.variant]
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  result = sweep.run_sweep(
+      os.path.abspath(args.corpus), os.path.abspath(args.youcook),
+      os.path.abspath(args.workdir), variants, args.seeds, size=args.size,
+      steps=args.steps, levels=args.levels, clusters=args.clusters,
+      codebook=args.codebook, vocab=args.vocab)
+  print("\n" + sweep.format_sweep(result))
+  print(f"\nwritten: {os.path.join(args.workdir, 'sweep.json')}")
+  return 0
 
 
 def main(argv=None) -> int:
@@ -91,6 +132,8 @@ def main(argv=None) -> int:
       return 2
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   quiet.import_tensorflow()
+  if args.command == "sweep":
+    return _run_sweep(args)
   from videobert_jax.experiments import paper  # pylint: disable=g-import-not-at-top
   from videobert_jax.experiments import report  # pylint: disable=g-import-not-at-top
   overrides = {"steps": args.steps, "min_steps": args.min_steps,

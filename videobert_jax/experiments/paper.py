@@ -26,6 +26,7 @@ from videobert_jax.stages import Stages
 
 VIDEO_ONLY_MIXTURE = {"text": 0.0, "video": 1.0, "video_text": 0.0}
 CAPTION_ROWS_FULL = ("features", "videobert", "videobert_features")
+ANNOTATIONS = "youcookii_annotations_trainval.json"  # in the --youcook folder
 MIN_VALIDATION_VIDEOS = 3  # a subset's validation split is never empty
 
 
@@ -46,7 +47,7 @@ class Inputs:
 
   @property
   def annotations(self) -> str:
-    return os.path.join(self.youcook_dir, "youcookii_annotations_trainval.json")
+    return os.path.join(self.youcook_dir, ANNOTATIONS)
 
   @property
   def features_dir(self) -> str:
@@ -110,11 +111,13 @@ def pretrain(config, workdir: str) -> dict:
           if isinstance(v, (int, float, np.number)) or getattr(v, "ndim", None) == 0}
 
 
-def zero_shot(workdir: str, inputs: Inputs, codebook: str, *, baselines: bool) -> dict:
-  """The zero-shot rows (both protocols) of one run."""
+def zero_shot(workdir: str, youcook_dir: str, codebook: str, *, baselines: bool) -> dict:
+  """The zero-shot rows (both protocols) of one run, on ``youcook_dir``'s validation."""
   from videobert_jax.eval import zeroshot  # pylint: disable=g-import-not-at-top
-  result = zeroshot.run_zeroshot(workdir, inputs.annotations, inputs.features_dir,
-                                 codebook, supervised=baselines, cooccurrence=baselines)
+  result = zeroshot.run_zeroshot(
+      workdir, os.path.join(youcook_dir, ANNOTATIONS),
+      os.path.join(youcook_dir, "features"), codebook, supervised=baselines,
+      cooccurrence=baselines)
   print(result["table"])
   return {"rows": result["rows"], "num_segments": result["num_segments"],
           "step": result["step"]}
@@ -141,17 +144,17 @@ def captioning(workdir: str, inputs: Inputs, codebook: str, rows: Sequence[str])
   return out
 
 
-def _codebook(inputs: Inputs, cache: StageCache) -> str:
-  """The codebook every run shares (fit once on the full corpus)."""
-  if inputs.codebook:
-    return os.path.abspath(inputs.codebook)
+def shared_codebook(cache: StageCache, corpus_dir: str, workdir: str, levels: int,
+                    clusters: int, seed: int, existing: str | None = None) -> str:
+  """The codebook every run of an experiment shares (fit once on the whole corpus)."""
+  if existing:
+    return os.path.abspath(existing)
   from videobert_jax.quantize import fit_corpus  # pylint: disable=g-import-not-at-top
-  path = os.path.join(inputs.workdir, "codebook.npz")
-  levels, clusters = inputs.budget.levels, inputs.budget.clusters
+  path = os.path.join(workdir, "codebook.npz")
   cache.run(f"fit the codebook ({clusters}^{levels} visual words)",
-            [inputs.corpus_dir, levels, clusters, inputs.seed, os.path.isfile(path)],
-            lambda: fit_corpus.fit_corpus_codebook(inputs.corpus_dir, path, levels,
-                                                   clusters, seed=inputs.seed))
+            [corpus_dir, levels, clusters, seed, os.path.isfile(path)],
+            lambda: fit_corpus.fit_corpus_codebook(corpus_dir, path, levels, clusters,
+                                                   seed=seed))
   return path
 
 
@@ -174,7 +177,8 @@ def _table2_runs(inputs: Inputs, cache: StageCache, codebook: str,
     name = f"pretrain on {pct}% of the videos ({len(chosen)}, {steps} steps)"
     cache.run(name, [config.to_dict()], lambda: pretrain(config, workdir))
     result = cache.run(f"zero-shot, {pct}% of the videos", [workdir, steps],
-                       lambda: zero_shot(workdir, inputs, codebook, baselines=False))
+                       lambda: zero_shot(workdir, inputs.youcook_dir, codebook,
+                                         baselines=False))
     out.append({"fraction": fraction, "num_videos": len(chosen), "steps": steps,
                 **result})
   return out
@@ -185,7 +189,9 @@ def run_paper(inputs: Inputs) -> dict:
   os.makedirs(inputs.workdir, exist_ok=True)
   stages = Stages()
   cache = StageCache(inputs.workdir, stages)
-  codebook = _codebook(inputs, cache)
+  codebook = shared_codebook(cache, inputs.corpus_dir, inputs.workdir,
+                             inputs.budget.levels, inputs.budget.clusters, inputs.seed,
+                             inputs.codebook)
   full_config = pretrain_config(inputs, inputs.corpus_dir, codebook,
                                 os.path.join(inputs.workdir, "tfds", "full"))
   full_dir = os.path.join(inputs.workdir, "runs", "full")
@@ -193,7 +199,7 @@ def run_paper(inputs: Inputs) -> dict:
   full = cache.run(f"pretrain the full model ({full_steps} steps)",
                    [full_config.to_dict()], lambda: pretrain(full_config, full_dir))
   table1 = cache.run("zero-shot, full model", [full_dir, full_steps],
-                     lambda: zero_shot(full_dir, inputs, codebook, baselines=True))
+                     lambda: zero_shot(full_dir, inputs.youcook_dir, codebook, baselines=True))
   subsets = _table2_runs(inputs, cache, codebook, full_steps)
   video_config = pretrain_config(inputs, inputs.corpus_dir, codebook,
                                  os.path.join(inputs.workdir, "tfds", "full"),
