@@ -51,6 +51,25 @@ def test_large_holds_the_paper_hyper_parameters():
   assert config.model.freeze_embeddings
 
 
+def test_large_defaults_to_the_paper_recipe_and_tiny_to_the_projects():
+  paper = pretrain.get_config("large")
+  assert paper.recipe == "paper"
+  # BERT's random masking everywhere, every pair trains alignment, rates 1..5 drawn.
+  assert (paper.data.action_mask_rate, paper.data.alignment_rate,
+          paper.data.min_video_tokens, paper.data.max_subsample) == (0.0, 1.0, 1, 5)
+  assert not paper.init.from_scratch
+  actions = pretrain.get_config("large,actions")
+  assert actions.recipe == "actions" and actions.data.action_mask_rate == 1.0
+  assert actions.model.to_dict() == paper.model.to_dict()  # a recipe is not a size
+  tiny = pretrain.get_config("tiny")
+  assert tiny.recipe == "actions" and tiny.data.min_video_tokens == 4
+  assert pretrain.get_config("tiny,paper").data.to_dict() == {
+      **tiny.data.to_dict(), "action_mask_rate": 0.0, "alignment_rate": 1.0,
+      "min_video_tokens": 1}
+  with pytest.raises(ValueError, match="unknown recipe 'bert'"):
+    pretrain.get_config("large,bert")
+
+
 @pytest.mark.parametrize("size", sorted(pretrain.SIZES))
 def test_every_size_has_the_contract_fields(size):
   config = pretrain.get_config(size)

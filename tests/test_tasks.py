@@ -220,3 +220,26 @@ def test_sequence_spec_takes_config_fields_and_defaults_for_absent_ones():
   default = tasks.sequence_spec(ml_collections.ConfigDict(bare), layout, first_word_id=104)
   assert (default.negative_rate, default.max_subsample, default.video_text_mask_rate) == (
       preprocessors.SequenceSpec.negative_rate, 5, None)
+
+
+def test_recipe_statistics_show_what_each_recipe_does(pipeline_config):
+  from videobert_jax.tasks import recipe_stats
+  paper = pipeline_config.copy_and_resolve_references()
+  paper.data.update(action_mask_rate=0.0, alignment_rate=1.0, min_video_tokens=1)
+  ours = recipe_stats.recipe_statistics(pipeline_config, num_examples=96)
+  theirs = recipe_stats.recipe_statistics(paper, num_examples=96)
+  assert set(ours) == {"text", "video", "video_text"}
+  # BERT's 15% of the maskable tokens (rounded per example, at least one).
+  assert 0.1 < theirs["text"]["masked_share"] < 0.3
+  assert theirs["video_text"]["action_masked_share"] == 0.0
+  assert ours["video_text"]["action_masked_share"] > 0.2
+  assert theirs["video_text"]["alignment_share"] == 1.0
+  assert 0.2 < ours["video_text"]["alignment_share"] < 0.8
+  assert 0.3 < theirs["video_text"]["negative_share_of_alignment"] < 0.7
+  # The paper's rates are really drawn from 1..5; the cap keeps short spans at 1.
+  drawn = [theirs["video"][f"subsample_rate_{r}_share"] for r in range(1, 6)]
+  assert sum(drawn) == pytest.approx(1.0) and sum(v > 0 for v in drawn) >= 4
+  assert theirs["video"]["subsample_rate_mean"] > ours["video"]["subsample_rate_mean"]
+  assert "text" not in {k.split("/")[1] for k in recipe_stats.as_scalars(ours)
+                        if "subsample" in k}
+  assert "train alignment" in recipe_stats.describe(theirs)

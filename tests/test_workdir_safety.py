@@ -42,3 +42,13 @@ def test_paths_in_config_json_are_absolute(tmp_path, monkeypatch):
   resolved = workdir_lib.absolute_paths(config)
   assert resolved.data.corpus_dir == os.path.join(str(tmp_path), "corpus")
   assert resolved.data.tfds_data_dir == "gs://bucket/tfds"
+
+
+def test_frozen_embeddings_without_a_checkpoint_are_refused_before_writing(tmp_path):
+  config = tiny_config()
+  config.model.freeze_embeddings = True  # as small, base and large
+  with pytest.raises(ValueError, match="init.checkpoint is not set.*from_scratch=True"):
+    train_lib.train(config, str(tmp_path / "run"), batch_source=random_batches)
+  assert not os.path.exists(tmp_path / "run")
+  config.init.from_scratch = True  # said on purpose: allowed
+  train_lib.check_initialisation(config)

@@ -1,10 +1,22 @@
-"""VideoBERT pretraining configs: ``get_config("tiny" | "small" | "base" | "large")``.
+"""VideoBERT pretraining configs: ``get_config("SIZE[,RECIPE]")``.
 
-Use as ``--config=configs/pretrain.py:large`` and override any field on the command
-line, e.g. ``--config.train.batch_size=8``. ``large`` holds the paper's settings
-(BERT-large, Adam, lr 1e-5 with linear decay, batch 128, 500K steps); the smaller
-sizes exist to run the same code on a CPU (tiny), on the MiniLM checkpoint (small)
-or as a mid-size benchmark (base).
+SIZE is ``tiny``, ``small``, ``base`` or ``large``; RECIPE is ``paper`` or
+``actions``. Use as ``--config=pretrain:large`` (or ``pretrain:tiny,paper``) and
+override any field on the command line, e.g. ``--config.train.batch_size=8``.
+``large`` holds the paper's settings (BERT-large initialised from BERT-large, Adam,
+lr 1e-5 with linear decay, batch 128, 500K steps); the smaller sizes exist to run
+the same code on a CPU (tiny), on the MiniLM checkpoint (small) or as a mid-size
+benchmark (base).
+
+Recipes (``config.recipe``; ``docs/departures.md`` has the measured difference):
+
+* ``paper`` (the default of small, base and large): BERT's random masking (15%,
+  80/10/10) in every objective, every video-text pair trains alignment (half of
+  them negatives), the video subsampling rate drawn from 1..5 for real
+  (``min_video_tokens = 1``).
+* ``actions`` (the default of tiny, this project's): video-text pairs outside
+  alignment mask their spoken verb-object pairs (always ``[MASK]``), half the pairs
+  train alignment, subsampling keeps at least 4 visual words of a span.
 
 Visual-word embeddings start from the codebook's leaf centroids: as they are
 when the feature size equals hidden_size (S3D 1024 = large), otherwise projected by
@@ -23,18 +35,35 @@ SIZES = {
 }
 
 
+RECIPES = ("paper", "actions")
+
+
 def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
-  """Returns the pretraining config for size ``arg``."""
-  if arg not in SIZES:
-    raise ValueError(f"unknown size {arg!r}; choose one of {sorted(SIZES)}")
+  """Returns the pretraining config ``SIZE[,RECIPE]`` (see the module docstring)."""
+  size, _, recipe = arg.partition(",")
+  if size not in SIZES:
+    raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")
+  recipe = recipe or ("actions" if size == "tiny" else "paper")
+  if recipe not in RECIPES:
+    raise ValueError(f"unknown recipe {recipe!r}; choose one of {list(RECIPES)}")
   config = ml_collections.ConfigDict()
-  config.size = arg  # which named size this is (for logs)
-  config.model = _model_config(arg)
-  config.data = _data_config(arg)
-  config.train = _train_config(arg)
+  config.size = size  # which named size this is (for logs)
+  config.recipe = recipe  # "paper" or "actions": how examples are masked and paired
+  config.model = _model_config(size)
+  config.data = _data_config(size)
+  _apply_recipe(config.data, recipe)
+  config.train = _train_config(size)
   config.mesh = _mesh_config()
   config.init = _init_config()
   return config
+
+
+def _apply_recipe(data: ml_collections.ConfigDict, recipe: str) -> None:
+  """The masking, pairing and subsampling fields of ``recipe``."""
+  paper = recipe == "paper"
+  data.action_mask_rate = 0.0 if paper else 1.0
+  data.alignment_rate = 1.0 if paper else 0.5
+  data.min_video_tokens = 1 if paper else 4
 
 
 def _model_config(arg: str) -> ml_collections.ConfigDict:
@@ -90,15 +119,14 @@ def _data_config(arg: str) -> ml_collections.ConfigDict:
   data.packed_max_predictions = 12 if tiny else 24  # P of a packed row, all its examples
   data.mask_rate = 0.15  # BERT's masking rate
   data.video_text_mask_rate = ml_collections.config_dict.placeholder(float)  # None: mask_rate
+  # The three recipe fields below are set by _apply_recipe (paper / actions).
   # Share of video-text examples (with verb-object pairs) masking just those pairs.
-  # On the bundled world (tiny, 2,000 steps) 1.0 reads actions off the video; 0.5
-  # and plain random masking learn the text prior only (README, "What make demo does").
   data.action_mask_rate = 1.0  # video-text examples masking their verb-object pairs
   data.concat_rate = 0.5  # chance of appending the next sentence (and its clips)
   data.max_subsample = 5  # keep every r-th visual word, r drawn from 1..this
   data.min_video_tokens = 4  # subsampling leaves at least this many visual words
-  # Share of video-text pairs training alignment (never action-masked); the other
-  # half carries the action masking. The paper's recipe: 1.0 with action_mask_rate 0.
+  # Share of video-text pairs training alignment (never action-masked); the rest
+  # carry the action masking.
   data.alignment_rate = 0.5  # share of video-text pairs training alignment
   data.negative_rate = 0.5  # share of alignment pairs given another video
   data.mlm_on_negatives = False  # masked-token loss on negative pairs too
@@ -148,4 +176,7 @@ def _init_config() -> ml_collections.ConfigDict:
   init = ml_collections.ConfigDict()
   init.checkpoint = ml_collections.config_dict.placeholder(str)  # TF ckpt / .safetensors
   init.format = "auto"  # "auto" | "tf" | "safetensors"
+  # Frozen embeddings (small, base, large) need a checkpoint: training refuses to
+  # start without one unless this says random frozen word tables are meant.
+  init.from_scratch = False
   return init

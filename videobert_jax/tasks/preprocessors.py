@@ -158,6 +158,7 @@ def subsample_video(ex, seed, spec: SequenceSpec):
   offset = tf.random.stateless_uniform([], seeds[1], 0, span, tf.int32)
   out = dict(ex)
   out["video_ids"] = video[offset::rate]
+  out["subsample_rate"] = rate  # what the recipe drew (tasks/recipe_stats.py)
   return out
 
 
@@ -288,7 +289,7 @@ def assemble(ex, spec: SequenceSpec, objective: int):
          "alignment_label": label,
          "alignment_weight": is_alignment if objective == batch_lib.VIDEO_TEXT
                              else tf.constant(0.0, tf.float32)}
-  for key in ("video_id", "video_source_id"):
+  for key in ("video_id", "video_source_id", "subsample_rate"):
     if key in ex:
       out[key] = ex[key]
   if objective == batch_lib.VIDEO_TEXT and "action_groups" in ex:
@@ -351,6 +352,8 @@ def mask_tokens(ex, seed, spec: SequenceSpec):
   out["input_ids"] = tf.tensor_scatter_nd_update(ids, positions[:, None], replacement)
   out["masked_positions"] = positions
   out["masked_ids"] = targets
+  out["maskable_count"] = num_candidates  # for the masked share (tasks/recipe_stats.py)
+  out["actions_masked"] = tf.cast(actions_masked, tf.int32)
   return out
 
 

@@ -250,6 +250,23 @@ def _train_stream(config, source: BatchSource, meta: Mapping[str, int], host_inp
                                        skip=skip, host_input=host_input)
 
 
+def check_initialisation(config) -> None:
+  """Frozen embeddings need the checkpoint they are frozen at (or an explicit opt-out).
+
+  ``small``, ``base`` and ``large`` freeze the word, position and token-type tables
+  as the paper does; without ``init.checkpoint`` those would stay random for the
+  whole run, which is never what the paper's recipe means.
+  """
+  init = config.get("init", {})
+  if (config.model.get("freeze_embeddings") and not init.get("checkpoint")
+      and not init.get("from_scratch", False)):
+    raise ValueError(
+        f"config {config.get('size', '?')}: model.freeze_embeddings is on but "
+        "init.checkpoint is not set, so the frozen word tables would stay random; pass "
+        "--config.init.checkpoint=BERT_CHECKPOINT (the paper: BERT-large), or "
+        "--config.init.from_scratch=True to train that way on purpose")
+
+
 def prepare(config, workdir: str):
   """The resolved config of a run in ``workdir``, checked against what it holds.
 
@@ -257,6 +274,7 @@ def prepare(config, workdir: str):
   None when the workdir already finished this run (nothing is left to do). Raises
   ``workdir.ConfigMismatchError`` before anything is written.
   """
+  check_initialisation(config)
   config, centroids = state_lib.resolve_model_config(workdir_lib.absolute_paths(config))
   workdir_lib.check_workdir(config, workdir)
   return config, centroids, workdir_lib.finished_metrics(workdir, config.train.num_steps)
@@ -299,6 +317,8 @@ def train(config, workdir: str, *, batch_source: BatchSource | None = None,
   start_step = int(jax.device_get(state.step))
   data_seed, skip, train_iter = _train_stream(config, source, meta, host_input)
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+  if is_chief and batch_source is None and start_step == 0:
+    _write_recipe_stats(config, workdir, writer)
   log = TrainMetrics(config, setup, writer, ckpt)
   dropout_rng = jax.random.key(config.train.seed + 1)
   num_steps, every = config.train.num_steps, config.train
@@ -371,6 +391,16 @@ def _peak_flops(config, mesh) -> float:
   per_device = flops.measure_matmul_peak(config.model.dtype)
   devices = list(mesh.devices.flat)
   return per_device if devices[0].platform == "cpu" else per_device * len(devices)
+
+
+def _write_recipe_stats(config, workdir: str, writer) -> None:
+  """Measures what the recipe does to the examples, once, before the first step."""
+  from videobert_jax.tasks import recipe_stats  # pylint: disable=g-import-not-at-top
+  stats = recipe_stats.recipe_statistics(config)
+  _write_text(os.path.join(workdir, "recipe_stats.json"), json.dumps(
+      {"recipe": config.get("recipe"), "objectives": stats}, indent=2) + "\n")
+  writer.write_scalars(0, recipe_stats.as_scalars(stats))
+  print(recipe_stats.describe(stats), flush=True)
 
 
 def _write_text(path: str, text: str) -> None:
