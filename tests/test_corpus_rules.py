@@ -348,9 +348,11 @@ def test_builder_passes_allow_outside_paths(tmp_path):
   import videobert_jax.datasets  # pylint: disable=unused-import
   import tensorflow_datasets as tfds
   (tmp_path / "outside").mkdir()
-  np.save(tmp_path / "outside" / "a.npy", feats())
-  corpus = write_corpus(tmp_path / "corpus",
-                        [{"video_id": "a", "features": "../outside/a.npy"}])
+  lines = []
+  for vid in ("a", "b"):  # two: a build needs a video for each split
+    np.save(tmp_path / "outside" / f"{vid}.npy", feats())
+    lines.append({"video_id": vid, "features": f"../outside/{vid}.npy"})
+  corpus = write_corpus(tmp_path / "corpus", lines)
   kwargs = dict(data_dir=str(tmp_path / "tfds"), corpus_dir=corpus,
                 codebook=make_codebook(tmp_path / "b.npz"), eval_ids="none")
   strict = tfds.builder("videobert_video", **kwargs)
@@ -359,7 +361,7 @@ def test_builder_passes_allow_outside_paths(tmp_path):
   loose = tfds.builder("videobert_video", allow_outside_paths=True, **kwargs)
   splits = loose._split_generators(None)  # pylint: disable=protected-access
   examples = list(splits["train"]) + list(splits["validation"])
-  assert len(examples) == 1
+  assert len(examples) == 2
 
 
 def make_codebook(path, feature_dim=DIM, seed=0):

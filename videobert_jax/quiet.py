@@ -130,3 +130,42 @@ def log_to_file(path: str | os.PathLike) -> str | None:
   if not flag_values["verbosity"].present:
     absl_logging.set_verbosity(absl_logging.INFO)
   return path
+
+
+@contextlib.contextmanager
+def info_to_file(path: str | os.PathLike):
+  """For commands without absl flags: INFO lines to ``path``, warnings still to stderr.
+
+  TFDS logs through absl, which (without ``app.run``) hands its records to
+  Python's root logger; the block sends them, and Orbax's and our own INFO
+  lines, to ``path`` while stderr keeps warnings and errors. Restored after.
+  """
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  path = os.path.abspath(os.fspath(path))
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  root = logging.getLogger()
+  saved = (root.level, absl_logging.get_verbosity(),
+           [(handler, handler.level) for handler in root.handlers])
+  log_file = logging.FileHandler(path, encoding="utf-8")
+  log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+  for handler, level in saved[2]:
+    handler.setLevel(max(level, logging.WARNING))
+  if not saved[2]:  # no handler yet: warnings would otherwise print bare
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setLevel(logging.WARNING)
+    terminal.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root.addHandler(terminal)
+  root.addHandler(log_file)
+  root.setLevel(logging.INFO)
+  absl_logging.set_verbosity(absl_logging.INFO)
+  try:
+    yield path
+  finally:
+    root.removeHandler(log_file)
+    log_file.close()
+    if not saved[2]:
+      root.removeHandler(terminal)
+    for handler, level in saved[2]:
+      handler.setLevel(level)
+    root.setLevel(saved[0])
+    absl_logging.set_verbosity(saved[1])

@@ -171,13 +171,13 @@ class CorpusBuilder(builder_support.BuilderSupport, tfds.core.GeneratorBasedBuil
     excluded_ids = eval_ids_lib.load(self._eval_ids)
     kept = [r for r in records if r.video_id not in excluded_ids]
     held_out = validation_ids([r.video_id for r in kept], self._validation_percent)
+    splits = {"train": [r for r in kept if r.video_id not in held_out],
+              "validation": [r for r in kept if r.video_id in held_out]}
+    check_splits(self.name, self.KIND, corpus_dir, len(records), splits,
+                 self._validation_percent)
     self._record_metadata(corpus_dir, records, kept, held_out, excluded_ids, skipped)
-    return {
-        "train": self._generate_examples(
-            records=[r for r in kept if r.video_id not in held_out]),
-        "validation": self._generate_examples(
-            records=[r for r in kept if r.video_id in held_out]),
-    }
+    return {split: self._generate_examples(records=split_records, split=split)
+            for split, split_records in splits.items()}
 
   def _record_metadata(self, corpus_dir, records, kept, held_out, excluded_ids,
                        skipped) -> None:
@@ -217,7 +217,7 @@ class CorpusBuilder(builder_support.BuilderSupport, tfds.core.GeneratorBasedBuil
                               vocab_path=self._vocab_path,
                               chunk_tokens=self._chunk_tokens, skip_bad=self._skip_bad)
 
-  def _generate_examples(self, records: list):
+  def _generate_examples(self, records: list, split: str = "train"):
     """A generator of ``(key, example)``, or a ``beam.PTransform`` on Beam builds."""
     spec = self._spec()
     if self._use_beam:
@@ -228,12 +228,66 @@ class CorpusBuilder(builder_support.BuilderSupport, tfds.core.GeneratorBasedBuil
       return (beam.Create(records)
               | beam.Reshuffle()
               | beam.FlatMap(functools.partial(segments.examples_for_video, spec=spec)))
-    return _iterate(records, spec)
+    return self._plain_examples(records, spec, split)
+
+  def _plain_examples(self, records: list, spec: segments.BuildSpec, split: str):
+    """The plain build's generator; it counts empty transcripts into the metadata."""
+    empty: list[str] = []
+    yield from _iterate(records, spec, empty, where=f"the {split} split of {self.name}")
+    meta = self.info.metadata
+    # Both splits add to one list (metadata.json is written after both).
+    files = sorted(set(meta.get("empty_transcript_files", [])) | set(empty))
+    meta.update(empty_transcripts=len(files), empty_transcript_files=files)
 
 
-def _iterate(records, spec):
+def _iterate(records, spec, empty_transcripts: list | None = None, where: str = ""):
+  """Examples of ``records`` in order; an error when they give none at all.
+
+  TFDS refuses a split without examples with an AssertionError deep in its
+  writer; naming the videos here says why (no usable ASR, sentences outside the
+  features) and what to change.
+  """
+  yielded = 0
   for record in records:
-    yield from segments.examples_for_video(record, spec)
+    for example in segments.examples_for_video(record, spec, empty_transcripts):
+      yielded += 1
+      yield example
+  if records and not yielded:
+    ids = ", ".join(repr(r.video_id) for r in records[:5])
+    more = f" and {len(records) - 5} more" if len(records) > 5 else ""
+    raise reader.CorpusError(
+        records[0].index_path or where or "corpus",
+        f"{where or 'a split'} has no examples: its {len(records)} video(s) ({ids}{more}) "
+        f"give none for kind {spec.kind!r} (for text, they need English ASR sentences "
+        "within the features); add such videos or change validation_percent")
+
+
+def check_splits(name: str, kind: str, corpus_dir: str, num_index_videos: int,
+                 splits: dict[str, list], validation_percent: float) -> None:
+  """One clear error when a split would have no videos (TFDS would fail deep inside).
+
+  Text-only and video-text splits need at least one English video with ASR.
+  """
+  needs_asr = kind != segments.VIDEO
+  usable = {split: [r for r in records if not needs_asr or (r.asr_path and r.is_english)]
+            for split, records in splits.items()}
+  held_out = len(splits["validation"])
+  if not held_out:
+    usable_videos = len(splits["train"])
+    problem = (f"no validation split: validation_percent={validation_percent:g} of "
+               f"{usable_videos} usable video{'s' if usable_videos != 1 else ''} holds "
+               "out none (a validation split takes at least 2 videos; evaluation ids "
+               "are excluded first)")
+  elif not usable["validation"]:
+    problem = (f"none of the {held_out} held-out validation video(s) has English ASR, "
+               f"which {name} needs; raise validation_percent or add English videos")
+  elif not usable["train"]:
+    what = "English videos with ASR" if needs_asr else "videos"
+    problem = (f"the train split would hold no {what} ({num_index_videos} listed; "
+               f"evaluation ids excluded, {held_out} held out for validation)")
+  else:
+    return
+  raise reader.CorpusError(reader.index_path(corpus_dir), f"{name}: {problem}")
 
 
 _CITATION = """\

@@ -197,17 +197,26 @@ def video_text_examples(record: reader.VideoRecord, sentences, ids: list[list[in
   return out
 
 
-def examples_for_video(record: reader.VideoRecord, spec: BuildSpec) -> list:
+def examples_for_video(record: reader.VideoRecord, spec: BuildSpec,
+                       empty_transcripts: list | None = None) -> list:
   """All ``(key, example)`` pairs of one video for ``spec.kind``.
 
   Raises a one-line CorpusError naming the bad file (a truncated .npy, a bad
   transcript) and the ``videos.jsonl`` line listing the video, unless
   ``spec.skip_bad``, in which case the video is logged and gives no examples.
+  A transcript without words is no ASR: its path goes to ``empty_transcripts``
+  (the plain build counts them) or, where no list is given (Beam workers), to a
+  logged warning.
   """
   try:
     if spec.kind in (TEXT, VIDEO_TEXT) and not record.is_english:
       return []
     sentences = load_sentences(record)
+    if record.asr_path and not sentences:
+      if empty_transcripts is None:
+        logging.warning("%s: empty transcript, treated as no ASR", record.asr_path)
+      else:
+        empty_transcripts.append(record.asr_path)
     if spec.kind == TEXT:
       return text_examples(record, sentences,
                            tokenize([s.text for s in sentences], spec.vocab_path))

@@ -15,10 +15,7 @@ host then only reads them.
 
 from __future__ import annotations
 
-import glob
-import logging
 import os
-import shutil
 import sys
 import time
 from typing import Any, Iterator
@@ -100,7 +97,6 @@ def ensure_datasets(data_config, kinds=("text", "video", "video_text")) -> dict:
         if kind != "text" and not _get(data_config, "codebook"):
           raise CorpusError("config.data.codebook",
                             f"not set, and {builder.data_path} is not built yet")
-        _remove_interrupted_builds(builder.data_path)
         # The first step waits on this, so say what it is (a bar follows on a terminal).
         print(f"building dataset {name} from {corpus_dir} into {builder.data_path} "
               "(once; later runs reuse it)", file=sys.stderr, flush=True)
@@ -121,21 +117,6 @@ def ensure_datasets(data_config, kinds=("text", "video", "video_text")) -> dict:
           "config.data.tfds_data_dir")
     out[kind] = meta
   return out
-
-
-def _remove_interrupted_builds(data_path) -> None:
-  """Deletes what a killed TFDS build left beside ``data_path`` (``incomplete.XXXXXX_1.1.0``).
-
-  TFDS builds into such a folder and renames it when done; it removes the folder
-  itself on an exception, but not after kill -9. Two builds of one dataset into
-  one data dir at once are not supported anyway (the second rename would fail).
-  """
-  data_path = os.fspath(data_path).rstrip("/")
-  pattern = os.path.join(os.path.dirname(data_path),
-                         "incomplete.??????_" + os.path.basename(data_path))
-  for leftover in glob.glob(pattern):
-    logging.warning("removing %s, left by an interrupted build", leftover)
-    shutil.rmtree(leftover, ignore_errors=True)
 
 
 def dataset_sizes(data_config, kinds=("text", "video", "video_text")) -> dict:
