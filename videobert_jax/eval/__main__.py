@@ -66,8 +66,10 @@ flags.DEFINE_integer("top_k", 3, "text_to_video/forecast: visual words shown per
 flags.DEFINE_string("frames", None, "Optional FRAMES_DIR/<video_id>/<clip>.jpg frames "
                     "for the HTML pages.")
 flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
-flags.DEFINE_bool("skip_missing", False, "Skip videos without a feature file (listed "
-                  "in the results) instead of failing.")
+flags.DEFINE_bool("skip_missing", False, "zeroshot/captioning/text_to_video --youcook: "
+                  "skip videos without a feature file, or whose features end before "
+                  "one of their segments starts (counted and listed in the summary and "
+                  "the results), instead of failing.")
 if __name__ == "__main__":
   # A config flag with a default applies the command line's overrides as soon as it
   # is defined, so names are resolved and overrides checked before that.
@@ -171,6 +173,13 @@ def _summary(results: dict) -> str:
       from videobert_jax.eval import text_to_video_recall  # pylint: disable=g-import-not-at-top
       text = (text + "\n" if text else "") + text_to_video_recall.format_recall(
           results["recall"])
+  skipped = results.get("skipped_videos") or (results.get("recall") or {}).get(
+      "skipped_videos")
+  if skipped:  # --skip-missing: counted and listed, never silent
+    shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more"
+                                       if len(skipped) > 10 else "")
+    text += (f"\nskipped {len(skipped)} video{'s' if len(skipped) != 1 else ''} "
+             f"(--skip_missing: no feature file, or one shorter than its segments): {shown}")
   for key in ("path", "html"):
     if results.get(key):
       text += f"\nwrote {results[key]}"

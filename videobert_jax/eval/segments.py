@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import os
 from typing import Sequence
 
@@ -44,16 +45,18 @@ def load_segment_inputs(annotations: str | os.PathLike, features_dir: str | os.P
     codebook: a ``quantize.codebook.Codebook`` (None: no visual words).
     subsets: which subsets to read.
     clip_seconds: seconds per feature row.
-    skip_missing: skip videos whose feature file is missing (listed in the
-      second return value) instead of failing.
+    skip_missing: skip videos whose feature file is missing or ends before one
+      of their segments starts (listed in the second return value) instead of
+      failing.
     progress: show a tqdm bar.
 
   Returns:
     ``(segments, skipped_video_ids)`` in annotation order.
 
   Raises:
-    CorpusError: a bad annotation or feature file (naming it), or a codebook
-      whose feature size differs from the features'.
+    CorpusError: a bad annotation or feature file (naming it), features that
+      end before a segment of their video starts, or a codebook whose feature
+      size differs from the features'.
   """
   segments = youcook.load_annotations(annotations, subsets=subsets)
   by_video = collections.defaultdict(list)
@@ -71,6 +74,14 @@ def load_segment_inputs(annotations: str | os.PathLike, features_dir: str | os.P
         skipped.append(video_id)
         continue
       raise
+    late = _first_segment_after_the_features(video_segments, len(features), clip_seconds)
+    if late is not None:
+      path = youcook.features_path(features_dir, video_id)
+      if skip_missing:
+        logging.warning("skipping video %r: %s", video_id, late)
+        skipped.append(video_id)
+        continue
+      raise CorpusError(path, late, video_id=video_id)
     words = np.zeros(len(features), np.int32)
     if codebook is not None:
       if features.shape[1] != codebook.feature_dim:
@@ -87,3 +98,22 @@ def load_segment_inputs(annotations: str | os.PathLike, features_dir: str | os.P
           pooled=np.asarray(features[first:last], np.float32).mean(axis=0),
           first_clip=first))
   return out, skipped
+
+
+def _first_segment_after_the_features(video_segments, num_clips: int,
+                                      clip_seconds: float) -> str | None:
+  """Why a video's features cannot be its annotated video, or None when they can.
+
+  Features end at most one clip before the video (the last, partial clip is
+  dropped); a segment starting later than that would silently get the last
+  clip (``youcook.segment_clip_range``), so it is an error instead: the
+  features are of a truncated or another video.
+  """
+  length = num_clips * clip_seconds
+  for seg in video_segments:
+    if seg.start >= length + clip_seconds:
+      return (f"segment {seg.segment_index} of video {seg.video_id!r} starts at "
+              f"{seg.start:g} s, after the end of its features ({num_clips} clips of "
+              f"{clip_seconds:g} s = {length:g} s): a truncated or another video's "
+              "features?")
+  return None

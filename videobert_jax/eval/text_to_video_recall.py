@@ -64,17 +64,19 @@ def run_recall(run, annotations: str, features_dir: str, book, *, k: int = 5,
                batch_size: int = 32, skip_missing: bool = False,
                progress: bool = True) -> dict:
   """``measure`` on a YouCook II style set: validation segments, prior from training."""
-  validation, _ = segments_lib.load_segment_inputs(
+  validation, skipped = segments_lib.load_segment_inputs(
       annotations, features_dir, book, subsets=("validation",), skip_missing=skip_missing,
       progress=progress)
-  training, _ = segments_lib.load_segment_inputs(
+  training, skipped_training = segments_lib.load_segment_inputs(
       annotations, features_dir, book, subsets=("training",), skip_missing=skip_missing,
       progress=progress)
   if not validation or not training:
     raise ValueError(f"{annotations}: text-to-video recall needs training and validation "
                      f"segments (found {len(training)} and {len(validation)})")
-  return measure(generation.masked_model_for(run, batch_size), run.layout, validation,
-                 training, k, run.config.data.get("vocab_path"))
+  recall = measure(generation.masked_model_for(run, batch_size), run.layout, validation,
+                   training, k, run.config.data.get("vocab_path"))
+  recall["skipped_videos"] = skipped + skipped_training  # listed, as the other tasks do
+  return recall
 
 
 def format_recall(recall: dict) -> str:
