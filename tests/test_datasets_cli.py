@@ -123,3 +123,18 @@ def test_a_truncated_feature_file_is_one_line_naming_it_and_its_index_line(tmp_p
   assert "truncated .npy" in err[-1]
   assert f"(listed on line 3 of {os.path.join(corpus, 'videos.jsonl')})" in err[-1]
   assert not any("Traceback" in line for line in err)
+
+
+def test_youcook2_features_ending_before_a_segment_are_one_line(tmp_path, capsys):
+  import numpy as np
+  world = workdirs.synthetic_world(str(tmp_path / "world"), num_videos=1, num_eval_videos=2)
+  youcook_dir = os.path.dirname(world["annotations"])
+  path = sorted(os.path.join(world["eval_features_dir"], n)
+                for n in os.listdir(world["eval_features_dir"]))[0]
+  np.save(path, np.load(path)[:2])  # 3 s left of a video annotated much later
+  book = make_codebook(tmp_path / "book.npz", feature_dim=32)
+  code, _, err = _build(capsys, f"youcook2/codebook={book}", f"--manual_dir={youcook_dir}",
+                        f"--data_dir={tmp_path / 'tfds'}")
+  assert code == 1
+  assert err[-1].startswith(f"error: {path}: segment ")
+  assert "after the end of its features (2 clips of 1.5 s = 3 s)" in err[-1]

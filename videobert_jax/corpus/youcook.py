@@ -233,3 +233,24 @@ def load_video_features(features_dir: str | os.PathLike, video_id: str,
                               features_path=features_path(features_dir, video_id),
                               clip_seconds=clip_seconds)
   return reader.load_features(record, mmap=mmap, dtype=dtype)
+
+
+def segment_past_the_features(video_segments, num_clips: int,
+                              clip_seconds: float) -> str | None:
+  """Why a video's features cannot be its annotated video, or None when they can.
+
+  The evaluation readers and the youcook2 builder call this for every video.
+
+  Features end at most one clip before the video (the last, partial clip is
+  dropped); a segment starting later than that would silently get the last
+  clip (``segment_clip_range``), so it is an error instead: the
+  features are of a truncated or another video.
+  """
+  length = num_clips * clip_seconds
+  for seg in video_segments:
+    if seg.start >= length + clip_seconds:
+      return (f"segment {seg.segment_index} of video {seg.video_id!r} starts at "
+              f"{seg.start:g} s, after the end of its features ({num_clips} clips of "
+              f"{clip_seconds:g} s = {length:g} s): a truncated or another video's "
+              "features?")
+  return None

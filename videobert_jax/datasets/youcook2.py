@@ -52,6 +52,9 @@ def video_examples(video_segments: list, spec: YouCookSpec) -> list:
                               features_path=youcook.features_path(spec.features_dir,
                                                                   video_id),
                               clip_seconds=spec.clip_seconds)
+  late = youcook.segment_past_the_features(video_segments, len(features), spec.clip_seconds)
+  if late is not None:  # it would silently get the last clip
+    raise reader.CorpusError(record.features_path, late, video_id=video_id)
   words = segments.visual_words(record, spec.codebook_path)
   captions = segments.tokenize([s.sentence for s in video_segments], spec.vocab_path)
   out = []

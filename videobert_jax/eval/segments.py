@@ -74,7 +74,7 @@ def load_segment_inputs(annotations: str | os.PathLike, features_dir: str | os.P
         skipped.append(video_id)
         continue
       raise
-    late = _first_segment_after_the_features(video_segments, len(features), clip_seconds)
+    late = youcook.segment_past_the_features(video_segments, len(features), clip_seconds)
     if late is not None:
       path = youcook.features_path(features_dir, video_id)
       if skip_missing:
@@ -99,21 +99,3 @@ def load_segment_inputs(annotations: str | os.PathLike, features_dir: str | os.P
           first_clip=first))
   return out, skipped
 
-
-def _first_segment_after_the_features(video_segments, num_clips: int,
-                                      clip_seconds: float) -> str | None:
-  """Why a video's features cannot be its annotated video, or None when they can.
-
-  Features end at most one clip before the video (the last, partial clip is
-  dropped); a segment starting later than that would silently get the last
-  clip (``youcook.segment_clip_range``), so it is an error instead: the
-  features are of a truncated or another video.
-  """
-  length = num_clips * clip_seconds
-  for seg in video_segments:
-    if seg.start >= length + clip_seconds:
-      return (f"segment {seg.segment_index} of video {seg.video_id!r} starts at "
-              f"{seg.start:g} s, after the end of its features ({num_clips} clips of "
-              f"{clip_seconds:g} s = {length:g} s): a truncated or another video's "
-              "features?")
-  return None
