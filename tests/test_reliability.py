@@ -32,6 +32,19 @@ def test_tensorflow_and_jax_start_without_cuda_or_info_lines_on_a_cpu_machine():
   assert not [line for line in result.stderr.splitlines() if line.startswith(("I0000", "E0000"))]
 
 
+def test_a_command_that_imports_tensorflow_late_prints_none_of_its_lines(tmp_path):
+  # text sentences reaches TensorFlow through the WordPiece tokenizer, not a quiet entry.
+  transcript = tmp_path / "a.srt"
+  transcript.write_text("1\n00:00:00,000 --> 00:00:02,000\nadd the salt.\n", encoding="utf-8")
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL")}
+  result = subprocess.run([sys.executable, "-m", "videobert_jax.text", "sentences",
+                           str(transcript)], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr
+  assert "add the salt" in result.stdout
+  assert result.stderr == ""
+
+
 def test_eval_keeps_orbax_info_lines_in_its_log_file(tmp_path):
   world = workdirs.synthetic_world(str(tmp_path / "world"), num_videos=2, num_eval_videos=4)
   codebook = str(tmp_path / "codebook.npz")
@@ -108,3 +121,39 @@ def test_kill_9_mid_run_resumes_at_the_checkpoint_with_the_same_final_metrics(tm
   assert got["step"] == expected["step"] == 40
   for key in ("train/loss", "eval/loss"):
     assert got[key] == pytest.approx(expected[key], rel=1e-5), key
+
+
+def _captioning_command(run, workdir, seed):
+  """Captioning with a few captioner steps (dropout on: its key is seeded too)."""
+  return ["-m", "videobert_jax.eval", "--task=captioning", f"--workdir={workdir}",
+          f"--youcook={run['world']['annotations']}",
+          f"--features={run['world']['eval_features_dir']}", "--captioner.num_steps=20",
+          "--captioner.batch_size=8", "--captioner.dropout_rate=0.1",
+          f"--captioner.seed={seed}"]
+
+
+@pytest.mark.slow
+def test_captioning_gives_identical_numbers_in_two_fresh_processes(tmp_path):
+  import shutil
+  run = workdirs.untrained_eval_run(str(tmp_path), num_videos=2, num_eval_videos=4)
+  second = str(tmp_path / "run_again")
+  shutil.copytree(run["workdir"], second)
+  outputs = []
+  for workdir, hash_seed in ((run["workdir"], "1"), (second, "2")):
+    # Another hash seed: nothing may depend on the order of a set of strings.
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["PYTHONHASHSEED"] = hash_seed
+    result = subprocess.run([sys.executable, *_captioning_command(run, workdir, 0)],
+                            capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    files = {}
+    for name in ("captioning", "captions_features", "captions_videobert",
+                 "captions_videobert_features"):
+      with open(os.path.join(workdir, "eval", f"{name}.json"), encoding="utf-8") as f:
+        files[name] = json.load(f)
+    outputs.append(files)
+  first, again = outputs
+  assert first["captioning"]["rows"] == again["captioning"]["rows"]  # every digit
+  for name in ("captions_features", "captions_videobert", "captions_videobert_features"):
+    assert first[name] == again[name], name

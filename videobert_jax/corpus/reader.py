@@ -81,7 +81,8 @@ def file_exists(path: str) -> bool:
   """``os.path.isfile``, or ``tf.io.gfile.exists`` for a URL."""
   if not is_url(path):
     return os.path.isfile(path)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
+  tf = quiet.import_tensorflow()  # without its start-up lines
   return bool(tf.io.gfile.exists(path))
 
 
@@ -273,7 +274,8 @@ def _open_npy(record: VideoRecord, mmap: bool) -> np.ndarray:
   data = None
   try:
     if is_url(path):
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
+      tf = quiet.import_tensorflow()  # without its start-up lines
       with tf.io.gfile.GFile(path, "rb") as f:
         data = f.read()
       return np.load(io.BytesIO(data), allow_pickle=False)

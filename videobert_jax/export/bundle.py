@@ -66,7 +66,8 @@ def _is_uri(path: str) -> bool:
 
 
 def _gfile():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
+  tf = quiet.import_tensorflow()  # without its start-up lines
   return tf.io.gfile
 
 

@@ -118,7 +118,7 @@ def read_tf_bert(path: str) -> BertWeights:
     prefix = found
   if not _exists(prefix + ".index"):
     raise CheckpointError(prefix, f"no TF checkpoint here: {prefix}.index does not exist")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf = _tensorflow()
   try:
     reader = tf.train.load_checkpoint(prefix)
   except Exception as e:  # pylint: disable=broad-except
@@ -143,7 +143,7 @@ def _tf_prefix_in_dir(folder: str) -> str | None:
     return os.path.join(folder, TF_DEFAULT_PREFIX)
   indexes = sorted(n for n in _listdir(folder) if n.endswith(".index"))
   if _exists(os.path.join(folder, "checkpoint")):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf = _tensorflow()
     latest = tf.train.latest_checkpoint(folder)
     if latest:
       return latest
@@ -325,33 +325,39 @@ def _first_line(error: BaseException) -> str:
   return text.splitlines()[0]
 
 
+def _tensorflow():
+  """TensorFlow, imported on first use without its start-up lines (quiet.py)."""
+  from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
+  return quiet.import_tensorflow()
+
+
 def _is_remote(path: str) -> bool:
   return "://" in path
 
 
 def _exists(path: str) -> bool:
   if _is_remote(path):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf = _tensorflow()
     return tf.io.gfile.exists(path)
   return os.path.exists(path)
 
 
 def _isdir(path: str) -> bool:
   if _is_remote(path):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf = _tensorflow()
     return tf.io.gfile.isdir(path)
   return os.path.isdir(path)
 
 
 def _listdir(path: str) -> list[str]:
   if _is_remote(path):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf = _tensorflow()
     return tf.io.gfile.listdir(path)
   return os.listdir(path)
 
 
 def _open(path: str):
   if _is_remote(path):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf = _tensorflow()
     return tf.io.gfile.GFile(path, "r")
   return open(path, encoding="utf-8")

@@ -108,7 +108,8 @@ def read_transcript(path: str | os.PathLike) -> list[Cue]:
 def _read_bytes(path: str) -> bytes:
   """The bytes of a local file, or of a ``scheme://`` URL through ``tf.io.gfile``."""
   if "://" in path:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
+    tf = quiet.import_tensorflow()  # without its start-up lines
     with tf.io.gfile.GFile(path, "rb") as f:
       return f.read()
   with open(path, "rb") as f:

@@ -122,7 +122,8 @@ def _flat_vocabulary_class():
   together so ``##`` pieces rejoin their word.
   """
   import seqio  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
+  tf = quiet.import_tensorflow()  # without its start-up lines
 
   class FlatBertWordPieceVocabulary(seqio.BertWordPieceVocabulary):
     """BERT WordPiece vocabulary whose ``encode``/``encode_tf`` give 1-D ids."""
@@ -165,7 +166,8 @@ def get_vocabulary(vocab_path: str | os.PathLike | None = None):
 @functools.lru_cache(maxsize=8)
 def _batch_tokenizer(real_path: str):
   """A traced ``[texts] -> ragged [texts, pieces]`` function (eager calls are ~20 ms)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
+  tf = quiet.import_tensorflow()  # without its start-up lines
   vocab = _vocabulary(real_path)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
