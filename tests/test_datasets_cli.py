@@ -138,3 +138,21 @@ def test_youcook2_features_ending_before_a_segment_are_one_line(tmp_path, capsys
   assert code == 1
   assert err[-1].startswith(f"error: {path}: segment ")
   assert "after the end of its features (2 clips of 1.5 s = 3 s)" in err[-1]
+
+
+def test_tfds_build_on_a_truncated_feature_file_is_one_line_too(tmp_path):
+  tfds_cli = os.path.join(os.path.dirname(sys.executable), "tfds")
+  if not os.path.exists(tfds_cli):
+    pytest.skip("no tfds command beside this Python")
+  corpus = bad_npy_corpus(tmp_path / "corpus", FULL[:200])
+  book = make_codebook(tmp_path / "book.npz")
+  result = subprocess.run(
+      [tfds_cli, "build", f"videobert_video/codebook={book},eval_ids=none",
+       "--imports", "videobert_jax.datasets", f"--manual_dir={corpus}",
+       f"--data_dir={tmp_path / 'tfds'}"],
+      capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+  assert result.returncode == 1
+  assert "Traceback" not in result.stderr
+  last = result.stderr.strip().splitlines()[-1].split("\r")[-1].strip()
+  assert last.startswith(f"error: {os.path.join(corpus, 'features', 'bad.npy')}: ")
+  assert f"(listed on line 3 of {os.path.join(corpus, 'videos.jsonl')})" in last

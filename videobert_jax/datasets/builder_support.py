@@ -5,11 +5,21 @@ from __future__ import annotations
 import glob
 import inspect
 import logging
+import multiprocessing
 import os
 import shutil
+import sys
 
 from etils import epath
 import tensorflow_datasets as tfds
+
+from videobert_jax.corpus import reader
+
+
+def _in_tfds_cli() -> bool:
+  """True in the main process of the ``tfds`` command line (its build module is loaded)."""
+  return ("tensorflow_datasets.scripts.cli.build" in sys.modules
+          and multiprocessing.parent_process() is None)
 
 
 def remove_interrupted_builds(data_path) -> list[str]:
@@ -42,7 +52,8 @@ class BuilderSupport:
     return a ``beam.PTransform`` then and a plain generator otherwise. Before a
     build it removes what a killed earlier build left behind, whichever command
     runs it (``tfds build``, ``python -m videobert_jax.datasets build``, the
-    trainer); after it, it warns about empty transcripts the build counted.
+    trainer); after it, it warns about empty transcripts the build counted. Under
+    ``tfds build`` bad input is one ``error:`` line and exit 1, as in our commands.
   """
 
   _use_beam = False
@@ -61,8 +72,15 @@ class BuilderSupport:
     built_before = self.is_prepared()  # pytype: disable=attribute-error
     if not built_before:
       remove_interrupted_builds(self.data_path)  # pytype: disable=attribute-error
-    super().download_and_prepare(download_dir=download_dir,  # pytype: disable=attribute-error
-                                 download_config=download_config, **kwargs)
+    try:
+      super().download_and_prepare(download_dir=download_dir,  # pytype: disable=attribute-error
+                                   download_config=download_config, **kwargs)
+    except reader.CorpusError as e:
+      if not _in_tfds_cli():
+        raise
+      # `tfds build` would print the traceback through TFDS; the message names the file.
+      print(f"error: {e}", file=sys.stderr, flush=True)
+      raise SystemExit(1) from None
     if not built_before:
       warn_empty_transcripts(self.name, self.info.metadata,  # pytype: disable=attribute-error
                              os.fspath(self.data_path))  # pytype: disable=attribute-error
