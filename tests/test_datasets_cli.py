@@ -156,3 +156,19 @@ def test_tfds_build_on_a_truncated_feature_file_is_one_line_too(tmp_path):
   last = result.stderr.strip().splitlines()[-1].split("\r")[-1].strip()
   assert last.startswith(f"error: {os.path.join(corpus, 'features', 'bad.npy')}: ")
   assert f"(listed on line 3 of {os.path.join(corpus, 'videos.jsonl')})" in last
+
+
+def test_youcook2_without_a_validation_video_is_one_line(tmp_path, capsys):
+  from videobert_jax.corpus import youcook
+  world = workdirs.synthetic_world(str(tmp_path / "world"), num_videos=1, num_eval_videos=2)
+  youcook_dir = os.path.dirname(world["annotations"])
+  for segment in youcook.load_annotations(world["annotations"], subsets=("validation",)):
+    path = os.path.join(world["eval_features_dir"], f"{segment.video_id}.npy")
+    if os.path.exists(path):
+      os.remove(path)
+  book = make_codebook(tmp_path / "book.npz", feature_dim=32)
+  code, _, err = _build(capsys, f"youcook2/codebook={book},skip_missing=True",
+                        f"--manual_dir={youcook_dir}", f"--data_dir={tmp_path / 'tfds'}")
+  assert code == 1
+  assert err[-1] == (f"error: {world['annotations']}: youcook2: no validation video with a "
+                     f"feature file in {world['eval_features_dir']}, so no validation split")

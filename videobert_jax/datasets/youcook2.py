@@ -171,6 +171,10 @@ Put {ANNOTATION_FILE} and features/<video_id>.npy in a folder and pass it as
     spec = YouCookSpec(features_dir=features_dir, codebook_path=self._codebook,
                        vocab_path=self._vocab_path, clip_seconds=self._clip_seconds)
     present = [s for v, s in by_video.items() if v not in set(missing)]
+    for split, subset in SPLITS.items():
+      if not any(s[0].subset == subset for s in present):  # TFDS fails deep inside
+        raise reader.CorpusError(annotations, f"youcook2: no {subset} video with a "
+                                 f"feature file in {features_dir}, so no {split} split")
     return {split: self._generate_examples(
         videos=[s for s in present if s[0].subset == subset], spec=spec)
             for split, subset in SPLITS.items()}
