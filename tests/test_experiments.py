@@ -46,10 +46,34 @@ def test_a_subset_corpus_reads_as_a_corpus_of_only_its_videos(tmp_path):
   for record in records:  # the linked feature files read as the originals
     np.testing.assert_array_equal(reader.load_features(record),
                                   reader.load_features(original[record.video_id]))
-  # Rewriting the same subset is a no-op; an unknown id is an error naming the index.
+  # Rewriting the same subset changes no file (built datasets stamp the index's
+  # mtime); an unknown id is an error naming the index.
+  index = os.path.join(out, "videos.jsonl")
+  os.utime(index, (1, 1))
   assert subsets.write_subset_corpus(world["corpus_dir"], ids[1:3], out) == out
+  assert os.stat(index).st_mtime == 1
   with pytest.raises(ValueError, match="videos.jsonl: no videos \\['nope'\\]"):
     subsets.write_subset_corpus(world["corpus_dir"], ["nope"], str(tmp_path / "bad"))
+
+
+def test_a_stage_is_redone_only_when_its_key_changes_or_its_output_is_gone(tmp_path):
+  from videobert_jax.experiments import paper
+  from videobert_jax.stages import Stages
+  calls = []
+  out = tmp_path / "out.txt"
+
+  def stage():
+    calls.append(1)
+    out.write_text("x")
+    return {"n": len(calls)}
+
+  cache = paper.StageCache(str(tmp_path), Stages())
+  assert cache.run("fit", [1], stage, outputs=[str(out)]) == {"n": 1}
+  assert cache.run("fit", [1], stage, outputs=[str(out)]) == {"n": 1}
+  assert len(calls) == 1
+  out.unlink()
+  assert cache.run("fit", [1], stage, outputs=[str(out)]) == {"n": 2}
+  assert cache.run("fit", [2], stage, outputs=[str(out)]) == {"n": 3}
 
 
 def _zero_shot_rows(scale):

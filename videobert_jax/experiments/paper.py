@@ -61,13 +61,18 @@ class StageCache:
     self.folder = os.path.join(workdir, "stages")
     self.stages = stages
 
-  def run(self, name: str, key: Any, fn: Callable[[], Any]) -> Any:
-    """``fn()`` as stage ``name``, or its saved result when ``key`` is unchanged."""
+  def run(self, name: str, key: Any, fn: Callable[[], Any],
+          outputs: Sequence[str] = ()) -> Any:
+    """``fn()`` as stage ``name``, or its saved result when ``key`` is unchanged.
+
+    ``outputs``: files the stage writes; a saved result whose files are gone is
+    redone.
+    """
     slug = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
     path = os.path.join(self.folder, f"{slug}.json")
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
     digest = digest.hexdigest()[:16]
-    if os.path.isfile(path):
+    if os.path.isfile(path) and all(os.path.exists(o) for o in outputs):
       with open(path, encoding="utf-8") as f:
         saved = json.load(f)
       if saved.get("key") == digest:
@@ -151,10 +156,12 @@ def shared_codebook(cache: StageCache, corpus_dir: str, workdir: str, levels: in
     return os.path.abspath(existing)
   from videobert_jax.quantize import fit_corpus  # pylint: disable=g-import-not-at-top
   path = os.path.join(workdir, "codebook.npz")
+  # Refit only when asked for another codebook or the file is gone: a rewritten
+  # codebook (new mtime) would make every built TFDS dataset refuse it.
   cache.run(f"fit the codebook ({clusters}^{levels} visual words)",
-            [corpus_dir, levels, clusters, seed, os.path.isfile(path)],
+            [corpus_dir, levels, clusters, seed],
             lambda: fit_corpus.fit_corpus_codebook(corpus_dir, path, levels, clusters,
-                                                   seed=seed))
+                                                   seed=seed), outputs=[path])
   return path
 
 

@@ -59,8 +59,9 @@ def corpus_video_ids(corpus_dir: str) -> list[str]:
 def write_subset_corpus(corpus_dir: str, video_ids: Sequence[str], out_dir: str) -> str:
   """Writes the corpus of ``video_ids`` into ``out_dir`` (links, not copies).
 
-  Returns ``out_dir``. Rewriting the same subset is a no-op; the index is written
-  last, through a temporary name, so a half-written subset never reads as whole.
+  Returns ``out_dir``. Rewriting the same subset changes no file (the index keeps
+  its mtime, which built datasets check); the index is written last, through a
+  temporary name, so a half-written subset never reads as whole.
   """
   corpus_dir, out_dir = os.path.abspath(corpus_dir), os.path.abspath(out_dir)
   wanted = set(video_ids)
@@ -82,6 +83,13 @@ def write_subset_corpus(corpus_dir: str, video_ids: Sequence[str], out_dir: str)
       os.makedirs(os.path.dirname(link), exist_ok=True)
       if not os.path.lexists(link):
         os.symlink(os.path.join(corpus_dir, rel), link)
-  fileio.write_text(os.path.join(out_dir, INDEX),
-                    "".join(text + "\n" for text, _ in lines))
+  index, text = os.path.join(out_dir, INDEX), "".join(t + "\n" for t, _ in lines)
+  if not os.path.isfile(index) or _read(index) != text:
+    # Only when it changed: TFDS datasets built from the subset stamp its mtime.
+    fileio.write_text(index, text)
   return out_dir
+
+
+def _read(path: str) -> str:
+  with open(path, encoding="utf-8") as f:
+    return f.read()
