@@ -69,8 +69,10 @@ def test_a_stage_is_redone_only_when_its_key_changes_or_its_output_is_gone(tmp_p
 
   cache = paper.StageCache(str(tmp_path), Stages())
   assert cache.run("fit", [1], stage, outputs=[str(out)]) == {"n": 1}
-  assert cache.run("fit", [1], stage, outputs=[str(out)]) == {"n": 1}
-  assert len(calls) == 1
+  seconds = cache.stages.seconds["fit"]
+  again = paper.StageCache(str(tmp_path), Stages())  # a rerun, in a new process
+  assert again.run("fit", [1], stage, outputs=[str(out)]) == {"n": 1}
+  assert len(calls) == 1 and again.stages.seconds["fit"] == seconds
   out.unlink()
   assert cache.run("fit", [1], stage, outputs=[str(out)]) == {"n": 2}
   assert cache.run("fit", [2], stage, outputs=[str(out)]) == {"n": 3}

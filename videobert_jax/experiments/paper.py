@@ -78,9 +78,12 @@ class StageCache:
       if saved.get("key") == digest:
         print(f"\n== {name}: done earlier ({path})", flush=True)
         self.stages.results[name] = saved["result"]
+        # The time it took when it ran, so a report covers every stage of the run.
+        self.stages.seconds[name] = saved.get("seconds", 0.0)
         return saved["result"]
     result = self.stages.run(name, fn)
-    fileio.write_json(path, {"key": digest, "result": result})
+    fileio.write_json(path, {"key": digest, "result": result,
+                             "seconds": self.stages.seconds[name]})
     return result
 
 

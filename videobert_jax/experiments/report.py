@@ -85,7 +85,8 @@ def build_report(*, budget: str, full: Mapping[str, Any], table1: Mapping[str, A
       "table3": table3_rows({"full": captions_full,
                              "video_only": {"videobert": captions_video_only}}),
       "paper": {"table1": paper.TABLE1, "table2": paper.TABLE2, "table3": paper.TABLE3},
-      "seconds": dict(seconds),
+      "seconds": dict(seconds),  # per stage, when it ran (earlier runs included)
+      "seconds_total": round(sum(seconds.values()), 1),
   }
 
 
