@@ -40,9 +40,13 @@ def test_demo_runs_every_stage_and_writes_the_tables(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_default_demo_reads_actions_off_the_video(tmp_path):
-  """The issue's bar, on the bundled world with the default settings (~10 min)."""
+  """The default demo on a world seed no setting was tuned on (~10 min).
+
+  Seed 0 is the bundled (reported) world, seed 1 the dev world of the recipe
+  sweeps (docs/training.md); seed 5 was never looked at before this test.
+  """
   workdir = tmp_path / "demo"
-  assert demo.main(["--workdir", str(workdir), "--skip-captioning"]) == 0
+  assert demo.main(["--workdir", str(workdir), "--skip-captioning", "--seed", "5"]) == 0
   results = json.loads((workdir / "demo_results.json").read_text())
   rows = {row["name"]: row for row in
           results["results"]["zero-shot verb/noun classification"]["rows"]
@@ -51,5 +55,6 @@ def test_default_demo_reads_actions_off_the_video(tmp_path):
   for prior in ("BERT language prior (before video)", "VideoBERT language prior (no video)"):
     for column in ("verb_top1", "verb_top5", "noun_top1", "noun_top5"):
       assert cross[column] > rows[prior][column], (prior, column)
-    # "Clearly": measured 46% vs 9% (seed 0) and 67% vs 7% (seed 1).
+    # "Clearly": on the dev world (seed 1) at the demo's 1,500 steps, cross-modal
+    # verb top-1 39-72% against a 10-13% prior over 3 model seeds (docs/training.md).
     assert cross["verb_top1"] >= rows[prior]["verb_top1"] + 0.20, prior

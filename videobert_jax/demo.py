@@ -26,6 +26,11 @@ from videobert_jax import fileio, quiet
 from videobert_jax.stages import Stages
 
 
+# The demo's pretraining budget: under 10 minutes for `make demo` on a 2-core CPU.
+# Measured on the dev world (seed 1, 3 seeds) in docs/training.md, "Recipe sweeps".
+DEMO_STEPS = 1500
+
+
 def synthesize_world(workdir: str, num_videos: int, num_eval_videos: int,
                      feature_dim: int, seed: int) -> dict:
   """Writes the synthetic world into ``workdir/world`` and returns its summary."""
@@ -194,8 +199,9 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--clusters", type=int, default=12, help="clusters per level k")
   parser.add_argument("--size", choices=("tiny", "small"), default="tiny",
                       help="tiny: from scratch; small: from the MiniLM checkpoint")
-  parser.add_argument("--steps", type=int, default=None,
-                      help="pretraining steps (default: the config's)")
+  parser.add_argument("--steps", type=int, default=DEMO_STEPS,
+                      help=f"pretraining steps (default {DEMO_STEPS}, the demo's 10-minute "
+                           "budget on 2 CPU cores; 0: the config's own, tiny: 2000)")
   parser.add_argument("--caption-steps", type=int, default=300,
                       help="captioner training steps (configs/captioner.py has 1500 for "
                            "YouCook II; the bundled world's ~250 training captions "
