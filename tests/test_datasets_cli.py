@@ -172,3 +172,20 @@ def test_youcook2_without_a_validation_video_is_one_line(tmp_path, capsys):
   assert code == 1
   assert err[-1] == (f"error: {world['annotations']}: youcook2: no validation video with a "
                      f"feature file in {world['eval_features_dir']}, so no validation split")
+
+
+def test_a_relative_manual_dir_builds_what_the_trainer_accepts(tmp_path, capsys, monkeypatch):
+  """README step 3 then step 4, typed from the corpus's parent folder."""
+  from videobert_jax import configs
+  from videobert_jax.tasks import pipeline
+  workdirs.synthetic_world(str(tmp_path / "w"), num_videos=6, num_eval_videos=2)
+  monkeypatch.chdir(tmp_path)
+  # validation_percent: tiny holds out 10% (the builder default is 1%, as large).
+  code, _, _ = _build(capsys, "videobert_text/validation_percent=10", "--manual_dir=w/corpus",
+                      "--data_dir=tfds")
+  assert code == 0
+  config = configs.load("pretrain:tiny")
+  config.data.corpus_dir = str(tmp_path / "w" / "corpus")  # absolute, as train makes it
+  config.data.tfds_data_dir = "tfds"
+  meta = pipeline.ensure_datasets(config.data, kinds=("text",))  # no mismatch error
+  assert meta["text"]["corpus_dir"] == str(tmp_path / "w" / "corpus")

@@ -150,11 +150,14 @@ class CorpusBuilder(builder_support.BuilderSupport, tfds.core.GeneratorBasedBuil
     if self._corpus_dir:
       return self._corpus_dir
     try:
-      return os.fspath(dl_manager.manual_dir)
+      manual = os.fspath(dl_manager.manual_dir)
     except AssertionError:
       raise reader.CorpusError(
           f"{self.name}", "no corpus: pass --manual_dir CORPUS (tfds build) or "
           "corpus_dir=CORPUS (tfds.builder)") from None
+    # Absolute, as the trainer's config makes it: the fingerprint names the folder,
+    # and `--manual_dir corpus` typed relative must match the trainer's check.
+    return manual if reader.is_url(manual) else os.path.abspath(manual)
 
   def _split_generators(self, dl_manager):
     corpus_dir = self._resolve_corpus(dl_manager)
