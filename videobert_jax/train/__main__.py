@@ -6,7 +6,7 @@ Example::
       --config.data.corpus_dir=CORPUS --config.data.codebook=CODEBOOK \\
       --config.train.batch_size=8
 
-``--config`` is a config name (``pretrain:tiny|small|base|large``) or a path to a
+``--config`` is a config name (``pretrain:tiny|small|base|large[,paper|actions]``) or a path to a
 config file (``my.py:arg``); ``--show_config`` prints every field and exits. Run
 the same command on every host of a pod; ``--distributed`` (auto by default)
 calls ``jax.distributed.initialize()`` first.
@@ -36,8 +36,8 @@ flags.DEFINE_enum("host_input", "shard", ["shard", "slice"],
 flags.DEFINE_bool("show_config", False, "Print every field of the config (with the "
                   "overrides applied) and exit.")
 config_flags.DEFINE_config_file(
-    "config", None, "Training config: pretrain:tiny|small|base|large (installed with "
-    "the package) or FILE.py[:ARG]. Override any field with --config.train.batch_size=8 "
+    "config", None, "Training config: pretrain:tiny|small|base|large[,paper|actions] "
+    "(installed with the package; large defaults to the paper's recipe) or FILE.py[:ARG]. Override any field with --config.train.batch_size=8 "
     "and the like; --show_config lists them all.", lock_config=True)
 
 # Kept here for callers of the old name; the logic lives in train/distributed.py.
