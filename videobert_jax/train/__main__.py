@@ -6,7 +6,8 @@ Example::
       --config.data.corpus_dir=CORPUS --config.data.codebook=CODEBOOK \\
       --config.train.batch_size=8
 
-``--config`` is a config name (``pretrain:tiny|small|base|large[,paper|actions]``) or a path to a
+``--config`` is a config name (``pretrain:SIZE[,paper|actions]``, SIZE one of
+``tiny|small|base|large``) or a path to a
 config file (``my.py:arg``); ``--show_config`` prints every field and exits. Run
 the same command on every host of a pod; ``--distributed`` (auto by default)
 calls ``jax.distributed.initialize()`` first.
