@@ -94,15 +94,10 @@ def fit_codebook(corpus_dir: str, out_path: str, levels: int, clusters: int,
 
 def pretrain_config(args, corpus_dir: str, codebook: str):
   """The pretraining config of the demo: ``tiny`` (or ``small`` from MiniLM)."""
-  from videobert_jax import configs
-  config = configs.load(f"pretrain:{args.size}")
-  config.data.corpus_dir = corpus_dir
-  config.data.codebook = codebook
-  config.data.tfds_data_dir = os.path.join(args.workdir, "tfds")
-  config.data.vocab_path = args.vocab
-  config.train.seed = config.data.seed = args.seed
-  if args.steps:
-    config.train.num_steps = args.steps
+  from videobert_jax.experiments import paper
+  config = paper.corpus_config(f"pretrain:{args.size}", corpus_dir, codebook,
+                               os.path.join(args.workdir, "tfds"), args.seed,
+                               steps=args.steps, vocab=args.vocab)
   if args.size == "small":
     from videobert_jax.text import wordpiece
     # all-MiniLM-L6-v2 is a 6x384 BERT; its folder holds the safetensors.

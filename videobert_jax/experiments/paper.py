@@ -87,21 +87,34 @@ class StageCache:
     return result
 
 
+def corpus_config(spec: str, corpus_dir: str, codebook: str, tfds_dir: str, seed: int,
+                  *, steps: int | None = None, vocab: str | None = None):
+  """``configs.load(spec)`` pointed at a corpus, its codebook and TFDS folder.
+
+  ``seed`` seeds the model and the data order; ``steps`` (if set) replaces the
+  config's number of steps. Every command that trains on a corpus starts here.
+  """
+  from videobert_jax import configs  # pylint: disable=g-import-not-at-top
+  config = configs.load(spec)
+  config.data.corpus_dir = corpus_dir
+  config.data.codebook = codebook
+  config.data.tfds_data_dir = tfds_dir
+  config.data.vocab_path = vocab
+  config.train.seed = config.data.seed = seed
+  if steps:
+    config.train.num_steps = steps
+  return config
+
+
 def pretrain_config(inputs: Inputs, corpus_dir: str, codebook: str, tfds_dir: str, *,
                     steps: int | None = None, mixture: dict | None = None,
                     min_validation_videos: int | None = None):
   """The budget's pretraining config on ``corpus_dir``."""
-  from videobert_jax import configs  # pylint: disable=g-import-not-at-top
-  config = configs.load(f"pretrain:{inputs.budget.size}")
-  config.data.corpus_dir = corpus_dir
-  config.data.codebook = codebook
-  config.data.tfds_data_dir = tfds_dir
-  config.data.vocab_path = inputs.vocab
-  config.train.seed = config.data.seed = inputs.seed
+  config = corpus_config(f"pretrain:{inputs.budget.size}", corpus_dir, codebook, tfds_dir,
+                         inputs.seed, steps=steps or inputs.budget.steps,
+                         vocab=inputs.vocab)
   if inputs.init_checkpoint:
     config.init.checkpoint = inputs.init_checkpoint
-  if steps or inputs.budget.steps:
-    config.train.num_steps = steps or inputs.budget.steps
   if mixture:
     config.data.mixture_rates.update(mixture)
   if min_validation_videos:

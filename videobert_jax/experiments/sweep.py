@@ -80,13 +80,8 @@ def apply_overrides(config, overrides: Sequence[tuple[str, Any]]):
 def run_config(corpus_dir: str, codebook: str, tfds_dir: str, size: str, seed: int,
                steps: int | None, variant: Variant, vocab: str | None = None):
   """The pretraining config of one variant and seed."""
-  from videobert_jax import configs  # pylint: disable=g-import-not-at-top
-  config = configs.load(f"pretrain:{size}")
-  config.data.corpus_dir, config.data.codebook = corpus_dir, codebook
-  config.data.tfds_data_dir, config.data.vocab_path = tfds_dir, vocab
-  config.train.seed = config.data.seed = seed
-  if steps:
-    config.train.num_steps = steps
+  config = paper.corpus_config(f"pretrain:{size}", corpus_dir, codebook, tfds_dir, seed,
+                               steps=steps, vocab=vocab)
   return apply_overrides(config, variant.overrides)
 
 
@@ -120,16 +115,15 @@ def format_sweep(result: dict[str, Any]) -> str:
       return "-"
     digits = 3 if column in ("eval_alignment", "train_loss") else 1
     return f"{mean:.{digits}f}" + ("" if std is None else f"+-{std:.{digits}f}")
-  header = ["variant", *COLUMNS]
-  body = [[v["name"], *(cell(v, c) for c in COLUMNS)] for v in result["variants"]]
-  widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-  lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in
-                     enumerate(zip(line, widths))) for line in [header, *body]]
+  from videobert_jax.eval import report  # pylint: disable=g-import-not-at-top
+  rows = [{"name": v["name"], **{c: cell(v, c) for c in COLUMNS}}
+          for v in result["variants"]]
+  table = report.format_table(rows, [(c, c) for c in COLUMNS])
   ceiling = result.get("cooccurrence")
   note = ("" if not ceiling else "\nco-occurrence (label lists, the data's ceiling): "
           + " / ".join(f"{ceiling[c]:.1f}" for c in COLUMNS[:4]))
   return (f"Sweep over seeds {result['seeds']} (accuracy in %; label lists unless "
-          "'open_'):\n" + "\n".join(lines) + note)
+          "'open_'):\n" + table + note)
 
 
 def run_sweep(corpus_dir: str, youcook_dir: str, workdir: str,
