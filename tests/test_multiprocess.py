@@ -56,8 +56,10 @@ def test_two_processes_sum_across_processes_with_gloo():
       "x = jax.make_array_from_process_local_data(NamedSharding(mesh, P('d')), local,\n"
       "                                           (jax.device_count(),))\n"
       "total = jax.jit(jnp.sum, out_shardings=NamedSharding(mesh, P()))(x)\n"
-      "print('result', jax.process_index(), jax.process_count(), jax.device_count(),\n"
-      "      float(total), flush=True)\n")
+      # One string, one write: both processes share the pipe, and print's separate
+      # writes of its arguments interleaved there (seen once in a full run).
+      "print(f'result {jax.process_index()} {jax.process_count()} {jax.device_count()} '\n"
+      "      f'{float(total)}', flush=True)\n")
   started = time.perf_counter()
   result = _run_processes(2, ["env", "XLA_FLAGS=--xla_force_host_platform_device_count=2",
                               sys.executable, "-c", program], timeout=120)
