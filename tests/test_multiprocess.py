@@ -57,9 +57,11 @@ def test_two_processes_sum_across_processes_with_gloo():
       "                                           (jax.device_count(),))\n"
       "total = jax.jit(jnp.sum, out_shardings=NamedSharding(mesh, P()))(x)\n"
       # One string, one write: both processes share the pipe, and print's separate
-      # writes of its arguments interleaved there (seen once in a full run).
-      "print(f'result {jax.process_index()} {jax.process_count()} {jax.device_count()} '\n"
-      "      f'{float(total)}', flush=True)\n")
+      # writes of its pieces interleaved there (seen once in a full run).
+      "import sys\n"
+      "sys.stdout.write(f'result {jax.process_index()} {jax.process_count()} '\n"
+      "                 f'{jax.device_count()} {float(total)}\\n')\n"
+      "sys.stdout.flush()\n")
   started = time.perf_counter()
   result = _run_processes(2, ["env", "XLA_FLAGS=--xla_force_host_platform_device_count=2",
                               sys.executable, "-c", program], timeout=120)
