@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Trains the tiny VideoBERT on this machine's CPU (a smoke run of the real trainer), in
-# one process or in several (a stand-in for the hosts of a pod).
+# Trains the tiny VideoBERT on this machine's CPU (a smoke run of the real trainer), or runs
+# another command (--module), in one process or in several (a stand-in for a pod's hosts).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -26,13 +26,19 @@ Options (environment variable in brackets):
   --processes N      run N processes of one JAX run (jax.distributed on a
                      localhost coordinator, gloo collectives), one workdir;
                      when one dies the others are stopped (default: 1)
+  --module M         run python -m M instead of the trainer, with only the flags
+                     after -- (no --config/--workdir/--corpus/--codebook), e.g.
+                     videobert_jax.quantize: `--module videobert_jax.quantize --
+                     assign --corpus C --codebook B --out D` (default:
+                     videobert_jax.train)
   --venv DIR         virtualenv to run in [VENV] (default: .venv)
   --dry-run          print the command instead of running it
   -h, --help         this help
 
 With --processes N the command above runs N times, each with
 JAX_COORDINATOR_ADDRESS=127.0.0.1:PORT JAX_NUM_PROCESSES=N JAX_PROCESS_ID=i and
---distributed=on (videobert_jax/train/distributed.py, as on a pod).
+--distributed=on (videobert_jax/train/distributed.py, as on a pod; after the
+flags for --module, so that a subcommand comes first).
 
 Example:
   launch/local.sh --processes 2 --devices-per-process 2 --corpus runs/demo/corpus --codebook runs/demo/codebook.npz \
@@ -47,6 +53,7 @@ CORPUS=""
 CODEBOOK=""
 DEVICES=1
 PROCESSES=1
+MODULE=videobert_jax.train
 TRAIN_FLAGS=()
 
 while [[ $# -gt 0 ]]; do
@@ -57,6 +64,7 @@ while [[ $# -gt 0 ]]; do
     --codebook) need_value "$@"; CODEBOOK="$2"; shift 2 ;;
     --devices|--devices-per-process) need_value "$@"; DEVICES="$2"; shift 2 ;;
     --processes) need_value "$@"; PROCESSES="$2"; shift 2 ;;
+    --module) need_value "$@"; MODULE="$2"; shift 2 ;;
     --venv) need_value "$@"; VENV="$2"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -73,6 +81,18 @@ if [[ "${DRY_RUN}" != 1 && ! -x "${VENV}/bin/python" ]]; then
   die "no virtualenv at ${VENV}: run 'make venv' first (or pass --venv)"
 fi
 
+ENV=(env JAX_PLATFORMS=cpu "XLA_FLAGS=--xla_force_host_platform_device_count=${DEVICES}")
+if [[ "${MODULE}" != videobert_jax.train ]]; then
+  # Another command (quantize assign, ...): its own flags, --distributed=on last.
+  COMMAND=("${ENV[@]}" "${VENV}/bin/python" -m "${MODULE}" ${TRAIN_FLAGS[@]+"${TRAIN_FLAGS[@]}"})
+  if [[ "${PROCESSES}" == 1 ]]; then
+    run "${COMMAND[@]}"
+  else
+    PYTHON="${VENV}/bin/python" run_processes "${PROCESSES}" "${COMMAND[@]}" --distributed=on
+  fi
+  exit
+fi
+
 ARGS=("--config=${CONFIG}" "--workdir=${WORKDIR}")
 if [[ -n "${CORPUS}" ]]; then
   ARGS+=("--config.data.corpus_dir=${CORPUS}")
@@ -80,8 +100,7 @@ fi
 if [[ -n "${CODEBOOK}" ]]; then
   ARGS+=("--config.data.codebook=${CODEBOOK}")
 fi
-COMMAND=(env JAX_PLATFORMS=cpu "XLA_FLAGS=--xla_force_host_platform_device_count=${DEVICES}"
-         "${VENV}/bin/python" -m videobert_jax.train "${ARGS[@]}")
+COMMAND=("${ENV[@]}" "${VENV}/bin/python" -m videobert_jax.train "${ARGS[@]}")
 if [[ "${PROCESSES}" == 1 ]]; then
   run_restarting "${COMMAND[@]}" ${TRAIN_FLAGS[@]+"${TRAIN_FLAGS[@]}"}
 else

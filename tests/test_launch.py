@@ -231,15 +231,37 @@ def test_run_restarting_reruns_a_preempted_command_and_keeps_other_statuses(tmp_
     assert result.stderr.count("preempted (status 75)") == 2
 
 
+def _per_process(devices: int, module_and_flags: str) -> list[str]:
+  """The lines ``local.sh --dry-run --processes 2`` prints: one command per process."""
+  return [f"+ env JAX_COORDINATOR_ADDRESS=127.0.0.1:PORT JAX_NUM_PROCESSES=2 "
+          f"JAX_PROCESS_ID={i} JAX_PLATFORMS=cpu "
+          f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} "
+          f".venv/bin/python -m {module_and_flags}" for i in (0, 1)]
+
+
 def test_local_dry_run_with_processes_starts_one_command_per_process(fake):
   env, _, _ = fake
   result = launch(LOCAL, ["--dry-run", "--processes", "2", "--devices-per-process", "3",
                           "--workdir", "runs/mp", "--", "--config.train.num_steps=5"], env)
   assert result.returncode == 0, result.stderr
-  assert result.stdout.splitlines() == [
-      f"+ env JAX_COORDINATOR_ADDRESS=127.0.0.1:PORT JAX_NUM_PROCESSES=2 JAX_PROCESS_ID={i} "
-      "JAX_PLATFORMS=cpu XLA_FLAGS=--xla_force_host_platform_device_count=3 "
-      ".venv/bin/python -m videobert_jax.train --config=pretrain:tiny --workdir=runs/mp "
-      "--distributed=on --config.train.num_steps=5" for i in (0, 1)]
+  assert result.stdout.splitlines() == _per_process(
+      3, "videobert_jax.train --config=pretrain:tiny --workdir=runs/mp "
+      "--distributed=on --config.train.num_steps=5")
   bad = launch(LOCAL, ["--processes", "two"], env)
   assert bad.returncode == 1 and "--processes must be a positive integer" in bad.stderr
+
+
+def test_local_dry_run_of_another_module_passes_only_its_flags(fake):
+  env, _, _ = fake
+  result = launch(LOCAL, ["--dry-run", "--processes", "2", "--module",
+                          "videobert_jax.quantize", "--", "assign", "--corpus", "c",
+                          "--codebook", "b.npz", "--out", "t"], env)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.splitlines() == _per_process(
+      1, "videobert_jax.quantize assign --corpus c --codebook b.npz --out t "
+      "--distributed=on")
+  one = launch(LOCAL, ["--dry-run", "--module", "videobert_jax.quantize", "--", "assign"],
+               env)
+  assert one.stdout.splitlines() == [
+      "+ env JAX_PLATFORMS=cpu XLA_FLAGS=--xla_force_host_platform_device_count=1 "
+      ".venv/bin/python -m videobert_jax.quantize assign"]

@@ -4,12 +4,14 @@ Each process gets its own CPU devices (``--xla_force_host_platform_device_count`
 ``jax.distributed`` runs on a localhost coordinator and the collectives cross the
 processes through gloo: the multi-host branches of the trainer and of k-means run
 here as they do on a pod. The processes are started by ``launch/local.sh
---processes N`` (training) or ``common.sh``'s ``run_processes`` (k-means).
+--processes N`` (training; ``--module videobert_jax.quantize`` for ``assign``) or
+``common.sh``'s ``run_processes`` (k-means).
 """
 
 import glob
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -121,11 +123,11 @@ def world(tmp_path_factory):
           "tfds": str(root / "tfds")}
 
 
-def _launch(world, workdir, processes, devices, wait=True):
+def _launch(world, workdir, processes, devices, wait=True, host_input="slice"):
   """``launch/local.sh`` training the tiny config: STEPS steps, a checkpoint every EVERY."""
   command = ["bash", LOCAL, "--processes", str(processes), "--devices-per-process",
              str(devices), "--workdir", str(workdir), "--corpus", world["corpus"],
-             "--codebook", world["codebook"], "--", "--host_input=slice",
+             "--codebook", world["codebook"], "--", f"--host_input={host_input}",
              f"--config.data.tfds_data_dir={world['tfds']}",
              f"--config.train.num_steps={STEPS}", f"--config.train.checkpoint_every={EVERY}",
              "--config.train.log_every=1", f"--config.train.eval_every={STEPS}",
@@ -146,6 +148,17 @@ def _losses(workdir) -> dict[int, float]:
       for value in event.summary.value:
         if value.tag == "train/loss":
           losses[event.step] = float(tf.make_ndarray(value.tensor))
+  return losses
+
+
+def _logged_losses(workdir, process: int) -> dict[int, float]:
+  """``train/loss`` of every step as one process logged it (``[step] ... train/loss=X``)."""
+  pattern = re.compile(r"\[(\d+)\] .*\btrain/loss=([-+0-9.eE]+|nan|inf)")
+  losses = {}
+  for path in glob.glob(os.path.join(str(workdir), "logs", f"*process-{process}*")):
+    with open(path, encoding="utf-8") as f:
+      for match in filter(None, map(pattern.search, f)):
+        losses[int(match.group(1))] = float(match.group(2))
   return losses
 
 
@@ -194,6 +207,35 @@ def test_two_processes_train_as_one_process_with_four_devices(world, two_process
     final = json.load(f)
   with open(one / "final_metrics.json", encoding="utf-8") as f:
     assert final["eval/loss"] == pytest.approx(json.load(f)["eval/loss"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_train_on_sharded_input(world):
+  # --host_input=shard (the default): each host reads its own examples, so the
+  # batches, hence losses, differ from 1 x 4's; what holds is one finite loss that
+  # falls. The splits have one TFDS file each, fewer than the 2 hosts (seqio's
+  # example-level sharding; tasks.pipeline.host_sharding).
+  workdir = world["root"] / "sharded"
+  result = _launch(world, workdir, processes=2, devices=2, host_input="shard")
+  output = result.stdout + result.stderr
+  assert result.returncode == 0, output
+  assert output.count("each host reads them whole") == 4, output  # 2 splits x 2 hosts
+  losses = _losses(workdir)
+  assert sorted(losses) == list(range(1, STEPS + 1))
+  assert all(np.isfinite(v) for v in losses.values())
+  first, last = np.mean([losses[s] for s in (1, 2, 3)]), np.mean(
+      [losses[s] for s in (STEPS - 2, STEPS - 1, STEPS)])
+  assert last < first, losses
+  # Process 1 computed the same (replicated) loss at every step as process 0 wrote.
+  logged = _logged_losses(workdir, 1)
+  assert sorted(logged) == sorted(losses), logged
+  for step, loss in losses.items():
+    assert logged[step] == pytest.approx(loss, rel=2e-5), step  # logged to 6 digits
+  state = workdir / "checkpoints" / str(STEPS) / "state"
+  assert sorted(p.name for p in state.glob("ocdbt.process_*")) == ["ocdbt.process_0",
+                                                                   "ocdbt.process_1"]
+  with open(workdir / "final_metrics.json", encoding="utf-8") as f:
+    assert np.isfinite(json.load(f)["eval/loss"])
 
 
 def _children(pid: int) -> list[int]:
@@ -259,3 +301,29 @@ def test_quantize_fit_on_two_processes_writes_the_one_process_codebook(tmp_path)
   assert two.returncode == 0, two.stderr
   assert (tmp_path / "two.npz").read_bytes() == (tmp_path / "one.npz").read_bytes()
   assert two.stdout.count("codebook: 27 visual words") == 1  # process 0 reports
+
+
+@pytest.mark.slow
+def test_quantize_assign_on_two_processes_writes_the_one_process_files(world, tmp_path):
+  def assign(processes, out):
+    return subprocess.run(
+        ["bash", LOCAL, "--processes", str(processes), "--devices-per-process", "1",
+         "--module", "videobert_jax.quantize", "--", "assign", "--corpus",
+         world["corpus"], "--codebook", world["codebook"], "--out", str(out)],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300, check=False)
+
+  one, two = assign(1, tmp_path / "one"), assign(2, tmp_path / "two")
+  assert one.returncode == 0, one.stderr
+  assert two.returncode == 0, two.stderr
+  assert two.stdout.count("assigned ") == 1  # process 0 reports for both
+  files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.*"))
+  assert len(files) == 12 + 2  # a token file per video, tokens.jsonl, summary.json
+  assert files == sorted(p.relative_to(tmp_path / "two")
+                         for p in (tmp_path / "two").rglob("*.*"))
+  for name in files:
+    if name.name != "summary.json":  # it holds the seconds taken
+      assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+  summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "two")]
+  for summary in summaries:
+    summary.pop("seconds")
+  assert summaries[0] == summaries[1]

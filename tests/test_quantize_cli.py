@@ -109,6 +109,42 @@ def test_bad_input_is_one_line_exit_1(tmp_path, capsys):
   assert "3.npy" in summary["skipped"][0]
 
 
+def test_assign_shared_by_processes_writes_the_one_process_bytes(tmp_path):
+  corpus = _corpus(tmp_path / "corpus", bad_dim_video=True)
+  with open(corpus / "videos.jsonl", "a", encoding="utf-8") as f:
+    f.write("{not json\n")  # a bad index line, which every process reads
+  book = _book(tmp_path)
+  one = assign.assign_corpus(corpus, book, tmp_path / "one", skip_bad=True)
+  # Two "processes" one after the other: process 1 leaves its part, process 0
+  # (last to reach the barrier) merges both.
+  calls = []
+  for index in (1, 0):
+    result = assign.assign_corpus(corpus, book, tmp_path / "two", skip_bad=True,
+                                  process_index=index, process_count=2,
+                                  barrier=lambda: calls.append(1))
+    assert (result is None) == (index == 1)
+  assert len(calls) == 2 and len(one["skipped"]) == 2
+  assert {k: v for k, v in result.items() if k != "seconds"} == {
+      k: v for k, v in one.items() if k != "seconds"}
+  files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*"))
+  assert files == sorted(p.relative_to(tmp_path / "two")
+                         for p in (tmp_path / "two").rglob("*"))  # no parts left
+  compared = 0
+  for name in files:
+    if (tmp_path / "one" / name).is_file() and name.name != "summary.json":
+      assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+      compared += 1
+  assert compared == 12  # tokens.jsonl and the 11 good videos' token files
+
+
+def _book(tmp_path):
+  """A 2x2 codebook fitted on a clean corpus of the same feature size."""
+  good = _corpus(tmp_path / "good")
+  assert cli.main(["fit", "--corpus", str(good), "--levels", "2", "--clusters", "2",
+                   "--out", str(tmp_path / "cb.npz")]) == 0
+  return load_codebook(tmp_path / "cb.npz")
+
+
 def test_help_is_fast_and_lists_commands():
   out = subprocess.run([sys.executable, "-m", "videobert_jax.quantize", "--help"],
                        capture_output=True, text=True, env=dict(os.environ), check=True)

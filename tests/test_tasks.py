@@ -243,3 +243,41 @@ def test_recipe_statistics_show_what_each_recipe_does(pipeline_config):
   assert "text" not in {k.split("/")[1] for k in recipe_stats.as_scalars(ours)
                         if "subsample" in k}
   assert "train alignment" in recipe_stats.describe(theirs)
+
+
+def _raw_examples(source, split, shard=None):
+  """The TFDS examples a host reads of ``source`` through seqio (no preprocessing)."""
+  name = "test_raw_shard"
+  seqio.TaskRegistry.remove(name)
+  task = seqio.Task(name, source=source, preprocessors=[], output_features={})
+  shuffle = split == "train"  # one seed on every host, as host_batches gives
+  ds = task.get_dataset(None, split=split, shuffle=shuffle, seed=3, shard_info=shard,
+                        num_epochs=1)
+  return [(ex["video_id"], ex["text_ids"].tobytes(), ex["visual_words"].tobytes())
+          for ex in ds.as_numpy_iterator()]
+
+
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_hosts_split_a_one_file_split_into_disjoint_complete_even_shares(
+    pipeline_config, split):
+  next(input_pipeline.pretrain_batches(pipeline_config, batch_size=2))  # registers tasks
+  source = seqio.get_mixture_or_task(tasks.TASKS["video_text"][0]).source
+  assert len(source.list_shards(split)) == 1
+  with pytest.raises(ValueError, match="Cannot shard"):  # what TFDS alone does here
+    source.get_dataset(split, shuffle=False, shard_info=seqio.ShardInfo(0, 2))
+  assert input_pipeline.host_sharding(pipeline_config.data, ("video_text",), split,
+                                      2) == {"video_text": "examples"}
+  whole = _raw_examples(source, split)
+  shares = [_raw_examples(source, split, seqio.ShardInfo(index=i, num_shards=2))
+            for i in range(2)]
+  assert sorted(shares[0] + shares[1]) == sorted(whole)  # complete, and disjoint
+  assert abs(len(shares[0]) - len(shares[1])) <= 1 and len(whole) > 10
+
+
+def test_more_hosts_than_training_examples_is_an_error(pipeline_config):
+  sizes = input_pipeline.dataset_sizes(pipeline_config.data, kinds=("text",))
+  hosts = sizes["text"]["train"] + 1
+  with pytest.raises(ValueError, match="fewer than the"):
+    input_pipeline.host_sharding(pipeline_config.data, ("text",), "train", hosts)
+  assert input_pipeline.host_sharding(pipeline_config.data, ("text",), "train", 1) == {
+      "text": "files"}

@@ -7,6 +7,9 @@
 
 Each command prints a short summary and writes its JSON (``fit``: next to the
 codebook as ``<name>.json``). Bad input exits 1 with one line naming the file.
+``fit`` and ``assign`` run on several processes as well (``--distributed``; here
+``launch/local.sh --processes N --module videobert_jax.quantize -- assign ...``):
+``fit`` shares the k-means work, ``assign`` the videos; process 0 reports.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="nearest of all k^d leaves instead of tree descent")
   assign.add_argument("--skip-bad", action="store_true",
                       help="skip (and list) bad corpus lines and feature files")
+  _distributed_flag(assign)
 
   show = sub.add_parser("show", help="the clips nearest to chosen visual words")
   show.add_argument("--codebook", required=True, help="codebook file from `fit`")
@@ -76,18 +80,30 @@ def run_fit(args) -> dict:
       summary_path=args.summary)
 
 
-def run_assign(args) -> dict:
-  """``assign``: write a token sequence per video."""
+def run_assign(args) -> dict | None:
+  """``assign``: write a token sequence per video (the videos split across processes)."""
+  import jax  # pylint: disable=g-import-not-at-top
   from videobert_jax.quantize.assign import assign_corpus
   from videobert_jax.quantize.codebook import load_codebook
   codebook = load_codebook(args.codebook)
+  index, count = jax.process_index(), jax.process_count()
   summary = assign_corpus(args.corpus, codebook, args.out, exact=args.exact,
-                          skip_bad=args.skip_bad, progress=True)
-  print(f"assigned {summary['clips']} clips of {summary['videos']} videos "
-        f"({summary['method']}); {summary['words_used']} of {summary['num_words']} words "
-        f"used; {len(summary['skipped'])} skipped -> {args.out}/tokens.jsonl "
-        f"(summary {args.out}/summary.json)")
+                          skip_bad=args.skip_bad, progress=index == 0,
+                          process_index=index, process_count=count,
+                          barrier=_barrier("videobert_jax.quantize assign") if count > 1
+                          else None)
+  if summary is not None:  # process 0 reports for all
+    print(f"assigned {summary['clips']} clips of {summary['videos']} videos "
+          f"({summary['method']}); {summary['words_used']} of {summary['num_words']} "
+          f"words used; {len(summary['skipped'])} skipped -> {args.out}/tokens.jsonl "
+          f"(summary {args.out}/summary.json)")
   return summary
+
+
+def _barrier(name: str):
+  """A function that waits for every process of this JAX run."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return lambda: multihost_utils.sync_global_devices(name)
 
 
 def run_show(args) -> dict:

@@ -159,6 +159,49 @@ def token_layout(config, metadata: dict) -> tuple[tokens.TokenLayout, int]:
   return layout, tasks.first_ordinary_word_id(vocab_path)
 
 
+def host_sharding(data_config, kinds, split: str, num_shards: int) -> dict[str, str]:
+  """How ``num_shards`` hosts divide each dataset's ``split``: ``files`` or ``examples``.
+
+  seqio (``Task.get_dataset`` with a ``ShardInfo``) hands each host its own TFDS
+  files when a split has at least as many files as hosts. With fewer files TFDS
+  itself would refuse ("Cannot shard the pipeline with given input_context"), so
+  seqio reads the whole split on every host, in the same order (one seed for all
+  hosts), and keeps every N-th example: disjoint shares, even to one example, at N
+  times the reading. ``tests/test_tasks.py`` holds seqio to that.
+
+  Raises:
+    ValueError: a training split with fewer examples than hosts: some host would
+      read nothing of it (its stream would end at once). A validation share may be
+      empty: ``train.loop.evaluate`` pads the hosts to one step count.
+  """
+  modes = {}
+  for kind in kinds:
+    info = _builder(data_config, kind).info.splits[split]
+    if split == "train" and num_shards > 1 and int(info.num_examples) < num_shards:
+      raise ValueError(f"{split} split of {kind} has {info.num_examples} examples, fewer "
+                       f"than the {num_shards} hosts: use fewer hosts, a bigger corpus or "
+                       "--host_input=slice")
+    modes[kind] = "files" if int(info.num_shards) >= num_shards else "examples"
+  return modes
+
+
+_SAID: set = set()  # (split, num_shards) whose sharding this process has reported
+
+
+def _report_sharding(data_config, kinds, split: str, num_shards: int) -> None:
+  """Checks the hosts' shares; says once per split which datasets every host reads whole."""
+  if num_shards == 1:
+    return
+  modes = host_sharding(data_config, kinds, split, num_shards)
+  whole = sorted(kind for kind, mode in modes.items() if mode == "examples")
+  if whole and (split, num_shards) not in _SAID:
+    _SAID.add((split, num_shards))
+    # Worth knowing on a pod: these are read N times over (fine for small splits).
+    print(f"{split}: {', '.join(whole)} have fewer TFDS files than the {num_shards} "
+          f"hosts; each host reads them whole and keeps 1 example in {num_shards}",
+          file=sys.stderr, flush=True)
+
+
 def _pad_batch(partial: dict, batch_size: int) -> dict:
   """Fills a short final batch with copies that carry no weight (fixed shapes for jit)."""
   n = len(partial["input_ids"])
@@ -183,6 +226,7 @@ def pretrain_dataset(config, *, split: str = "train", seed: int | None = None,
   metadata = ensure_datasets(data, kinds=tuple(rates))
   layout, first_word_id = token_layout(config, metadata)
   mixture = tasks.register(data, layout, first_word_id)
+  _report_sharding(data, tuple(rates), split, num_shards)
   seed = int(_get(data, "seed", 0)) if seed is None else int(seed)
   lengths = preprocessors.task_feature_lengths(
       tasks.sequence_spec(data, layout, first_word_id))
