@@ -95,15 +95,20 @@ def test_a_split_whose_videos_give_no_examples_names_them():
         corpus_records, spec, [], where="the validation split of videobert_text"))
 
 
-def test_empty_transcripts_are_counted_by_the_build_and_warned(tmp_path, capsys, caplog):
+@pytest.mark.parametrize("beam", [(), ("--beam_pipeline_options=runner=DirectRunner",)],
+                         ids=["plain", "beam"])
+def test_empty_transcripts_are_counted_by_the_build_and_warned(tmp_path, capsys, caplog,
+                                                               beam):
   corpus = empty_corpus(tmp_path / "corpus")
   book = make_codebook(tmp_path / "book.npz")
   code, out, err = _build(
       capsys, f"videobert_video/codebook={book},eval_ids=none,validation_percent=50",
-      f"--manual_dir={corpus}", f"--data_dir={tmp_path / 'tfds'}")
+      f"--manual_dir={corpus}", f"--data_dir={tmp_path / 'tfds'}", *beam)
   assert code == 0, err
   meta_path = tmp_path / "tfds" / "videobert_video" / "1.1.0" / "metadata.json"
   meta = json.loads(meta_path.read_text(encoding="utf-8"))
+  assert meta["built_with_beam"] is bool(beam)
+  # Beam workers count them in Beam metrics, read once the pipeline is done.
   assert meta["empty_transcripts"] == 8 == len(meta["empty_transcript_files"])
   assert os.path.join(corpus, "asr", "b.vtt") in meta["empty_transcript_files"]
   # One warning (it reaches the terminal as the leftover warning above does).

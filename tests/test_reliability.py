@@ -1,6 +1,7 @@
 """What a user sees when things are not as planned: quiet output, builds that recover."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from videobert_jax import configs
+from videobert_jax import quiet
 from videobert_jax.tasks import pipeline
 from videobert_jax.testing import workdirs
 
@@ -59,8 +61,82 @@ def test_eval_keeps_orbax_info_lines_in_its_log_file(tmp_path):
   chatter = [line for line in result.stderr.splitlines()
              if "checkpoint" in line.lower() or line.startswith(("I1", "I0", "E0"))]
   assert not chatter, chatter
-  with open(os.path.join(workdir, "eval", "eval.log"), encoding="utf-8") as f:
+  with open(os.path.join(workdir, "logs", "eval.log"), encoding="utf-8") as f:
     assert "checkpoint" in f.read().lower()  # Orbax's restore lines, kept for debugging
+
+
+@pytest.fixture
+def absl_app_logging():
+  """Python logging as under ``app.run``: absl's handler on the root logger, on stderr."""
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  root = logging.getLogger()
+  handler = absl_logging.get_absl_handler()
+  saved = (root.level, absl_logging.get_verbosity(), handler in root.handlers)
+  absl_logging.use_absl_handler()
+  yield
+  if not saved[2]:
+    root.removeHandler(handler)
+  absl_logging.set_verbosity(saved[1])
+  root.setLevel(saved[0])
+
+
+def test_train_keeps_orbax_info_lines_in_its_log_file(tmp_path, capfd, absl_app_logging):
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  from test_train import random_batches, tiny_config  # pylint: disable=import-error
+  from videobert_jax.train import loop as train_lib  # pylint: disable=import-outside-toplevel
+  del absl_app_logging
+  quiet.import_tensorflow()  # as the command does first (its start-up lines are not ours)
+  log = tmp_path / "logs" / "train.log"
+  # What `python -m videobert_jax.train` does once it knows its process index.
+  undo = quiet.log_to_file(quiet.run_log_path(tmp_path, "train"))
+  try:
+    train_lib.train(tiny_config(), str(tmp_path), batch_source=random_batches)
+    absl_logging.warning("warnings still reach the terminal")
+    written = log.read_bytes()
+    # A rerun with nothing to do logs nothing: the file (and workdir) stay as they were.
+    train_lib.train(tiny_config(), str(tmp_path), batch_source=random_batches)
+  finally:
+    undo()
+  err = capfd.readouterr().err
+  assert "warnings still reach the terminal" in err
+  chatter = [line for line in err.splitlines()
+             if "checkpoint" in line.lower() or line.startswith(("I0", "I1"))]
+  assert not chatter, chatter
+  text = written.decode("utf-8")
+  assert text.startswith("==== ") and " pid " in text.splitlines()[0]
+  assert "CheckpointManager" in text and "INFO absl" in text  # Orbax's lines
+  assert "warnings still reach the terminal" in text
+  assert log.read_bytes() == written
+
+
+def test_tfds_build_keeps_its_info_lines_in_build_log(tmp_path):
+  pytest.importorskip("mlcroissant", reason="the tfds CLI imports mlcroissant")
+  world = workdirs.synthetic_world(str(tmp_path / "world"), num_videos=6, num_eval_videos=2)
+  data_dir = tmp_path / "tfds"
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  result = subprocess.run(
+      [os.path.join(os.path.dirname(sys.executable), "tfds"), "build",
+       "videobert_text/eval_ids=none,validation_percent=40", "--imports",
+       "videobert_jax.datasets", "--manual_dir", world["corpus_dir"],
+       "--data_dir", str(data_dir)],
+      capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = result.stdout.splitlines()
+  # TFDS logs one line before our builder is constructed; then only our line and
+  # the DatasetInfo `tfds build` prints at its end.
+  assert [line for line in out if line.startswith(("INFO[", "WARNING["))] == [
+      "INFO[build.py]: Loading dataset videobert_text/eval_ids=none,validation_percent=40 "
+      "from imports: videobert_jax.datasets.pretraining"]
+  assert not [line for line in out if "Downloading and preparing" in line]
+  (built,) = [line for line in out if line.startswith("built videobert_text: ")]
+  assert built.endswith(f"INFO lines in {data_dir / 'build.log'}")
+  assert "Generating dataset" not in result.stderr and "Done writing" not in result.stderr
+  log = (data_dir / "build.log").read_text(encoding="utf-8")
+  assert log.startswith("==== ")
+  for line in ("download_and_prepare for dataset", "Generating dataset videobert_text",
+               "Done writing", "Downloading and preparing dataset"):
+    assert line in log, line
 
 
 def test_on_demand_build_says_what_it_builds_and_clears_a_killed_build(tmp_path, capsys):
@@ -100,6 +176,10 @@ def test_kill_9_mid_run_resumes_at_the_checkpoint_with_the_same_final_metrics(tm
   tfds_dir = str(tmp_path / "tfds")
   straight = _python(*_train_command(world, codebook, tmp_path / "straight", tfds_dir))
   assert straight.returncode == 0, straight.stderr
+  # The command itself: Orbax's lines in the run's log, none on the terminal.
+  assert "CheckpointManager" not in straight.stderr
+  log = (tmp_path / "straight" / "logs" / "train.log").read_text(encoding="utf-8")
+  assert "CheckpointManager" in log
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   workdir = tmp_path / "killed"
   process = subprocess.Popen(  # pylint: disable=consider-using-with

@@ -12,7 +12,8 @@ With no ``--corpus``, the demo synthesizes the bundled cooking world
 
 With ``--corpus CORPUS --youcook DIR`` (``DIR/youcookii_annotations_trainval.json``
 and ``DIR/features/<video_id>.npy``) it runs the same stages on your data. It
-ends with the tables and writes ``WORKDIR/demo_results.json``.
+ends with the tables and writes ``WORKDIR/demo_results.json``; the libraries' INFO
+lines (Orbax, TFDS) go to ``WORKDIR/logs/demo.log``.
 """
 
 from __future__ import annotations
@@ -203,6 +204,7 @@ def _parser() -> argparse.ArgumentParser:
                            "overfit long before that)")
   parser.add_argument("--skip-captioning", action="store_true",
                       help="stop after zero-shot classification")
+  quiet.add_verbose_flag(parser)
   return parser
 
 
@@ -297,7 +299,10 @@ def main(argv=None) -> int:
   os.makedirs(args.workdir, exist_ok=True)
   start = time.time()
   stages = Stages()
-  corpus_dir = _run_stages(args, parser, stages)
+  # Orbax's and TFDS's INFO lines (every stage's) go to WORKDIR/logs/demo.log.
+  with quiet.info_to_file(quiet.run_log_path(args.workdir, "demo"),
+                          info_on_terminal=args.verbose):
+    corpus_dir = _run_stages(args, parser, stages)
   _report(args, corpus_dir, stages, start)
   return 0
 

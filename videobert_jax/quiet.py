@@ -1,4 +1,4 @@
-"""Keeping known third-party chatter off stderr, and nothing else.
+"""Keeping known third-party chatter off stderr, and INFO lines in the run's log file.
 
 * TensorFlow 2.21 logs INFO lines at import (oneDNN custom operations, CUDA
   probing on a machine without a GPU) through absl before absl's log is
@@ -11,6 +11,10 @@
 The first two write to file descriptor 2 from C++ or a child process, so
 redirecting ``sys.stderr`` does not catch them; ``filtered_stderr`` captures the
 descriptor and passes on every line that is not the named chatter.
+
+Library INFO lines (Orbax's saves and restores, TFDS's builds, absl's) are for
+debugging, not for the terminal: ``start_log_file`` (``info_to_file``,
+``log_to_file``) sends them to the command's log file, ``run_log_path``.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import io
 import logging
 import os
 import re
+import shlex
 import sys
 import tempfile
+import time
+from typing import Callable
 
 # absl's pre-initialisation notice and INFO lines ("I" + month and day).
 # The second line of its CPU-feature notice; the CUDA probe's error on a machine
@@ -75,7 +82,7 @@ def import_tensorflow():
   return tensorflow
 
 
-class _DropMissingInfoWarning(logging.Filter):
+class DropMissingInfoWarning(logging.Filter):
   """Drops TFDS's warning about the version folder it is about to fill."""
 
   def filter(self, record: logging.LogRecord) -> bool:
@@ -94,7 +101,7 @@ def tfds_build_messages_to_log():
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   buffer = io.StringIO()
   absl_logger = logging.getLogger("absl")
-  warning_filter = _DropMissingInfoWarning()
+  warning_filter = DropMissingInfoWarning()
   absl_logger.addFilter(warning_filter)
   tfds.display_progress_bar(sys.stderr.isatty())
   try:
@@ -108,64 +115,116 @@ def tfds_build_messages_to_log():
         logging.info("tfds: %s", line.strip())
 
 
-def log_to_file(path: str | os.PathLike) -> str | None:
-  """Sends absl's log (Orbax's and TFDS's INFO lines) to ``path``, warnings still to stderr.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-  A command calls this once its flags are parsed. ``--logtostderr`` or
-  ``--alsologtostderr`` keep everything on the terminal as absl normally does;
-  ``--stderrthreshold`` still chooses what also reaches it (default: warnings).
-  Returns the log's path, or None when the user asked for the terminal.
+
+def run_log_path(folder: str | os.PathLike, command: str) -> str | None:
+  """``FOLDER/logs/COMMAND.log``, where a command keeps its INFO lines; None for gs://.
+
+  A log file is appended to line by line, which object stores do not offer; a
+  command on a gs:// folder keeps warnings on the terminal and drops INFO lines.
   """
-  from absl import flags  # pylint: disable=import-outside-toplevel
-  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
-  flag_values = flags.FLAGS
-  if flag_values["logtostderr"].value or flag_values["alsologtostderr"].value:
+  folder = os.fspath(folder)
+  if "://" in folder:
     return None
-  path = os.path.abspath(os.fspath(path))
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  stream = open(path, "a", encoding="utf-8")  # pylint: disable=consider-using-with
-  absl_logging.get_absl_handler().python_handler.setStream(stream)
-  if not flag_values["stderrthreshold"].present:
-    flag_values.stderrthreshold = "warning"
-  if not flag_values["verbosity"].present:
-    absl_logging.set_verbosity(absl_logging.INFO)
-  return path
+  return os.path.join(os.path.abspath(os.path.expanduser(folder)), "logs", f"{command}.log")
 
 
-@contextlib.contextmanager
-def info_to_file(path: str | os.PathLike):
-  """For commands without absl flags: INFO lines to ``path``, warnings still to stderr.
+class RunLog(logging.FileHandler):
+  """A command's log file: appended to, each run starting with a line naming it.
 
-  TFDS logs through absl, which (without ``app.run``) hands its records to
-  Python's root logger; the block sends them, and Orbax's and our own INFO
-  lines, to ``path`` while stderr keeps warnings and errors. Restored after.
+  The file (and its folder) is opened at the first record, so a run that logs
+  nothing (a rerun with nothing to do, a config refused before anything is
+  written) leaves the folder as it was.
+  """
+
+  def __init__(self, path: str):
+    super().__init__(path, mode="a", encoding="utf-8", delay=True)
+    self.setFormatter(logging.Formatter(LOG_FORMAT))
+
+  def _open(self):
+    try:
+      os.makedirs(os.path.dirname(self.baseFilename), exist_ok=True)
+      stream = super()._open()
+    except OSError as e:  # a read-only folder: the run goes on, its INFO lines do not
+      sys.stderr.write(f"warning: cannot write {self.baseFilename} ({e}); "
+                       "INFO lines are dropped\n")
+      return open(os.devnull, "w", encoding="utf-8")  # pylint: disable=consider-using-with
+    command = " ".join(shlex.quote(a) for a in getattr(sys, "orig_argv", sys.argv))
+    command = " ".join(command.split())  # one line, whatever the arguments hold
+    stream.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}: "
+                 f"{command}\n")
+    return stream
+
+
+def start_log_file(path: str | os.PathLike | None, *,
+                   info_on_terminal: bool = False) -> Callable[[], None]:
+  """Sends INFO lines (absl's, so Orbax's and TFDS's, and Python loggers') to ``path``.
+
+  Warnings and errors still reach the terminal, through the handlers already
+  there (absl's under ``app.run``, TFDS's under ``tfds build``) or a plain stderr
+  one added where there are none; ``info_on_terminal`` lets INFO lines through
+  too. ``path`` None: INFO lines are dropped. Works with and without absl's
+  flags, so every command (absl or argparse) and ``tfds build`` share it.
+  Returns the function that undoes it.
   """
   from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
-  path = os.path.abspath(os.fspath(path))
-  os.makedirs(os.path.dirname(path), exist_ok=True)
   root = logging.getLogger()
   saved = (root.level, absl_logging.get_verbosity(),
            [(handler, handler.level) for handler in root.handlers])
-  log_file = logging.FileHandler(path, encoding="utf-8")
-  log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+  floor = logging.INFO if info_on_terminal else logging.WARNING
   for handler, level in saved[2]:
-    handler.setLevel(max(level, logging.WARNING))
+    handler.setLevel(max(level, floor))
+  added = []
   if not saved[2]:  # no handler yet: warnings would otherwise print bare
     terminal = logging.StreamHandler(sys.stderr)
-    terminal.setLevel(logging.WARNING)
+    terminal.setLevel(floor)
     terminal.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    root.addHandler(terminal)
-  root.addHandler(log_file)
-  root.setLevel(logging.INFO)
-  absl_logging.set_verbosity(absl_logging.INFO)
+    added.append(terminal)
+  if path is not None:
+    added.append(RunLog(os.path.abspath(os.fspath(path))))
+  for handler in added:
+    root.addHandler(handler)
+  absl_logging.set_verbosity(max(saved[1], absl_logging.INFO))  # --verbosity=1 stays
+  root.setLevel(min(root.level, logging.INFO))
+
+  def undo():
+    for handler in added:
+      root.removeHandler(handler)
+      handler.close()
+    for handler, level in saved[2]:
+      handler.setLevel(level)
+    absl_logging.set_verbosity(saved[1])
+    root.setLevel(saved[0])
+  return undo
+
+
+@contextlib.contextmanager
+def info_to_file(path: str | os.PathLike | None, *, info_on_terminal: bool = False):
+  """``start_log_file`` for the block: INFO lines to ``path``, restored after."""
+  undo = start_log_file(path, info_on_terminal=info_on_terminal)
   try:
     yield path
   finally:
-    root.removeHandler(log_file)
-    log_file.close()
-    if not saved[2]:
-      root.removeHandler(terminal)
-    for handler, level in saved[2]:
-      handler.setLevel(level)
-    root.setLevel(saved[0])
-    absl_logging.set_verbosity(saved[1])
+    undo()
+
+
+def log_to_file(path: str | os.PathLike | None) -> Callable[[], None]:
+  """``start_log_file`` for an absl command (``app.run``); returns its undo.
+
+  ``--verbosity=0`` (or ``--logtostderr`` / ``--alsologtostderr``) puts INFO
+  lines on the terminal as well; the file keeps them either way.
+  """
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  flag_values = flags.FLAGS
+  verbosity = flag_values["verbosity"]
+  return start_log_file(path, info_on_terminal=(
+      flag_values["logtostderr"].value or flag_values["alsologtostderr"].value
+      or (verbosity.present and verbosity.value >= 0)))
+
+
+def add_verbose_flag(parser) -> None:
+  """``--verbose`` for the argparse commands: their ``--verbosity=0``."""
+  parser.add_argument("--verbose", action="store_true",
+                      help="also print the INFO lines of Orbax, TFDS and absl on the "
+                           "terminal (they always go to the log file)")

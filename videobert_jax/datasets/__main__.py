@@ -2,7 +2,8 @@
 
 The quiet way to run the TFDS builders of this package; ``tfds build NAME
 --imports videobert_jax.datasets`` builds the same datasets with TFDS's own
-output (its INFO lines, the dataset's full description). Here:
+output (TensorFlow's start-up lines, the dataset's full description; its INFO
+lines go to ``DATA_DIR/build.log`` there too). Here:
 
 * each dataset gets one line when it starts and one with its split sizes when it
   is done (or "already built"), warnings (empty transcripts, skipped videos)
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                           "runner=DirectRunner")
   build.add_argument("--log", help="file for the INFO lines (default DATA_DIR/build.log; "
                      "none for a gs:// DATA_DIR unless given)")
+  from videobert_jax import quiet  # pylint: disable=import-outside-toplevel
+  quiet.add_verbose_flag(build)
   return parser
 
 
@@ -99,14 +102,13 @@ def _log_path(args) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command; returns the exit status (1 on bad input)."""
-  import contextlib  # pylint: disable=import-outside-toplevel
   args = _parser().parse_args(argv)
   # Importing this package (which ``-m`` does first) registered the builders.
   from videobert_jax import quiet  # pylint: disable=import-outside-toplevel
   from videobert_jax.corpus.reader import CorpusError  # pylint: disable=import-outside-toplevel
   log = _log_path(args)
   try:
-    with quiet.info_to_file(log) if log else contextlib.nullcontext():
+    with quiet.info_to_file(log, info_on_terminal=args.verbose):
       for spec in args.datasets:
         build_one(spec, args)
   except (CorpusError, ValueError, OSError) as e:

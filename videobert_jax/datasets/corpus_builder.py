@@ -230,8 +230,29 @@ class CorpusBuilder(builder_support.BuilderSupport, tfds.core.GeneratorBasedBuil
       # and the vocabulary once (segments caches them per process).
       return (beam.Create(records)
               | beam.Reshuffle()
-              | beam.FlatMap(functools.partial(segments.examples_for_video, spec=spec)))
+              | beam.FlatMap(functools.partial(beam_examples_for_video, spec=spec)))
     return self._plain_examples(records, spec, split)
+
+  def _process_pipeline_result(self, pipeline_result) -> None:
+    """Beam builds: the empty transcripts the workers counted, into the metadata.
+
+    TFDS calls this once the pipeline is done and before it writes
+    metadata.json, so a Beam build records them as the plain one does, and
+    ``download_and_prepare`` warns once for all of them.
+    """
+    from apache_beam.metrics.metric import MetricsFilter  # pylint: disable=import-outside-toplevel
+    found = pipeline_result.metrics().query(
+        MetricsFilter().with_namespace(BEAM_METRICS))
+    def value(result):  # committed where the runner has it (retries not counted twice)
+      return result.attempted if result.committed is None else result.committed
+    count = sum(value(c) for c in found["counters"]
+                if c.key.metric.name == EMPTY_TRANSCRIPTS)
+    files = set()
+    for result in found["string_sets"]:
+      if result.key.metric.name == EMPTY_TRANSCRIPT_FILES:
+        files |= set(value(result))
+    self.info.metadata.update(empty_transcripts=int(count),
+                              empty_transcript_files=sorted(files))
 
   def _plain_examples(self, records: list, spec: segments.BuildSpec, split: str):
     """The plain build's generator; it counts empty transcripts into the metadata."""
@@ -241,6 +262,28 @@ class CorpusBuilder(builder_support.BuilderSupport, tfds.core.GeneratorBasedBuil
     # Both splits add to one list (metadata.json is written after both).
     files = sorted(set(meta.get("empty_transcript_files", [])) | set(empty))
     meta.update(empty_transcripts=len(files), empty_transcript_files=files)
+
+
+BEAM_METRICS = "videobert_jax"  # namespace of the Beam metrics the builds count in
+EMPTY_TRANSCRIPTS = "empty_transcripts"
+EMPTY_TRANSCRIPT_FILES = "empty_transcript_files"
+
+
+def beam_examples_for_video(record, spec: segments.BuildSpec) -> list:
+  """A Beam worker's ``examples_for_video``: empty transcripts go to Beam metrics.
+
+  Workers cannot add to one list; a counter (exact) and a string set of the
+  files (Beam keeps up to 1 MB of names) reach the pipeline's result, which
+  ``_process_pipeline_result`` reads: one warning for the build, not one per
+  video on the workers.
+  """
+  from apache_beam.metrics import Metrics  # pylint: disable=import-outside-toplevel
+  empty: list[str] = []
+  examples = segments.examples_for_video(record, spec, empty)
+  for path in empty:
+    Metrics.counter(BEAM_METRICS, EMPTY_TRANSCRIPTS).inc()
+    Metrics.string_set(BEAM_METRICS, EMPTY_TRANSCRIPT_FILES).add(path)
+  return examples
 
 
 def _iterate(records, spec, empty_transcripts: list | None = None, where: str = ""):

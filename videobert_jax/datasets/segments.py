@@ -205,8 +205,8 @@ def examples_for_video(record: reader.VideoRecord, spec: BuildSpec,
   transcript) and the ``videos.jsonl`` line listing the video, unless
   ``spec.skip_bad``, in which case the video is logged and gives no examples.
   A transcript without words is no ASR: its path goes to ``empty_transcripts``
-  (the plain build counts them) or, where no list is given (Beam workers), to a
-  logged warning.
+  (builds count them; Beam workers through ``corpus_builder.beam_examples_for_video``)
+  or, where no list is given, to a logged warning.
   """
   try:
     if spec.kind in (TEXT, VIDEO_TEXT) and not record.is_english:

@@ -19,7 +19,6 @@ Results: ``WORKDIR/eval/<task>.json`` (and ``.html`` pages for generation); with
 ``--workdir`` + ``--codebook``) ``BUNDLE/eval/`` unless ``--workdir`` is given.
 """
 
-import os
 import sys
 
 from absl import app
@@ -192,8 +191,9 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
   if results_workdir():
-    # Orbax's restore and TFDS report at INFO: kept beside the results, off the terminal.
-    quiet.log_to_file(os.path.join(results_workdir(), "eval", "eval.log"))
+    # Orbax's restore and TFDS report at INFO: kept in WORKDIR/logs/eval.log (with
+    # the other commands' logs), off the terminal unless --verbosity=0.
+    quiet.log_to_file(quiet.run_log_path(results_workdir(), "eval"))
   quiet.import_tensorflow()  # the feature readers use it; minus its start-up lines
   from videobert_jax.corpus.reader import CorpusError  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval.caption_metrics import MetricsUnavailableError  # pylint: disable=g-import-not-at-top

@@ -14,6 +14,8 @@ when run again with the same arguments. See ``docs/experiments.md``.
 trains each recipe variant with each seed on a dev corpus and prints the mean and
 spread of its zero-shot and alignment columns (``W/sweep.json``): how the defaults
 are chosen without looking at the reported split (``docs/training.md``).
+
+Both keep the libraries' INFO lines (Orbax, TFDS) in ``W/logs/experiments.log``.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
   sweep.add_argument("--clusters", type=int, default=12, help="clusters per level")
   sweep.add_argument("--codebook", default=None, help="an existing codebook .npz")
   sweep.add_argument("--vocab", default=None, help="WordPiece vocab.txt")
+  for command in (paper, sweep):
+    quiet.add_verbose_flag(command)
   return parser
 
 
@@ -132,8 +136,16 @@ def main(argv=None) -> int:
       return 2
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   quiet.import_tensorflow()
-  if args.command == "sweep":
-    return _run_sweep(args)
+  # Every run's Orbax and TFDS INFO lines: W/logs/experiments.log.
+  with quiet.info_to_file(quiet.run_log_path(args.workdir, "experiments"),
+                          info_on_terminal=args.verbose):
+    if args.command == "sweep":
+      return _run_sweep(args)
+    return _run_paper(args)
+
+
+def _run_paper(args) -> int:
+  """``paper``: every stage, then the report's summary."""
   from videobert_jax.experiments import paper  # pylint: disable=g-import-not-at-top
   from videobert_jax.experiments import report  # pylint: disable=g-import-not-at-top
   overrides = {"steps": args.steps, "min_steps": args.min_steps,

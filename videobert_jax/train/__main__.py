@@ -17,7 +17,6 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 from videobert_jax import configs
@@ -55,17 +54,20 @@ def main(argv):
     return
   if FLAGS.workdir is None:
     raise app.UsageError("--workdir is required")
-  if not FLAGS["verbosity"].present:
-    # Orbax logs every save and restore at INFO, which buries the progress bar and
-    # the summary; --verbosity=0 brings those lines back.
-    logging.set_verbosity(logging.WARNING)
   from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
+  # Orbax logs every save and restore at INFO, which would bury the progress bar
+  # and the summary: they go to WORKDIR/logs/train.log (--verbosity=0: the terminal
+  # too), once the process knows its index; until then INFO lines are dropped.
+  undo = quiet.log_to_file(None)
   quiet.import_tensorflow()  # for the input pipeline, minus its start-up lines
   try:
     distributed.initialize(FLAGS.distributed)  # before any device is touched
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
+  name = _log_name()
+  undo()
+  quiet.log_to_file(quiet.run_log_path(FLAGS.workdir, name))
   from videobert_jax.train import loop  # pylint: disable=g-import-not-at-top
   from videobert_jax.train import preemption  # pylint: disable=g-import-not-at-top
   try:
@@ -76,6 +78,13 @@ def main(argv):
   except (ValueError, FileNotFoundError, FloatingPointError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
+
+
+def _log_name() -> str:
+  """``train``, or ``train.process-N`` on the other processes of a multi-host run."""
+  import jax  # pylint: disable=g-import-not-at-top
+  index = jax.process_index()
+  return "train" if index == 0 else f"train.process-{index}"
 
 
 def run(argv=None):
