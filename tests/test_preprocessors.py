@@ -7,6 +7,7 @@ from seqio import test_utils
 import tensorflow as tf
 
 from videobert_jax import batch as batch_lib
+from videobert_jax.tasks import negatives as negatives_lib
 from videobert_jax.tasks import preprocessors as pp
 from videobert_jax.tasks import registry as tasks
 from videobert_jax import tokens
@@ -253,7 +254,7 @@ def test_alignment_negatives_come_from_another_video():
   examples = [pair(f"vid{i // 6}", [200 + i % 50], rng.integers(0, 9, 4)) for i in range(300)]
   ds = pp.select_features(dataset(examples), spec=spec)
   with seqio.utils.map_seed_manager(0):
-    out = list(pp.alignment_negatives(ds, spec=spec).as_numpy_iterator())
+    out = list(negatives_lib.alignment_negatives(ds, spec=spec).as_numpy_iterator())
   originals = {(e["video_id"], tuple(e["text_ids"])): np.asarray(e["visual_words"])
                + LAYOUT.visual_offset for e in examples}
   negatives = [ex for ex in out if ex["alignment_label"] == 0]
@@ -271,6 +272,15 @@ def test_alignment_negatives_come_from_another_video():
                                     originals[(vid, tuple(ex["text_ids"]))])
 
 
+def _video_text_stream(spec, examples):
+  """``examples`` through the video-text chain: features, negatives, assembly, masking."""
+  ds = pp.select_features(dataset(examples), spec=spec)
+  with seqio.utils.map_seed_manager(0):
+    ds = negatives_lib.alignment_negatives(ds, spec=spec)
+    ds = pp.assemble(ds, spec=spec, objective=batch_lib.VIDEO_TEXT)
+    return list(pp.mask_tokens(ds, spec=spec).as_numpy_iterator())
+
+
 def test_alignment_pairs_are_balanced_and_never_action_masked():
   # Half the pairs train alignment (half of those negative); the other half are
   # aligned pairs for the masked-token objectives, where action masking applies.
@@ -279,11 +289,7 @@ def test_alignment_pairs_are_balanced_and_never_action_masked():
   text = [201, 300, 200, 301]
   examples = [{**pair(f"v{i % 30}", text, [1, 2, 3]), "action_groups": [0, 1, 0, 1],
                "next_action_groups": []} for i in range(600)]
-  ds = pp.select_features(dataset(examples), spec=spec)
-  with seqio.utils.map_seed_manager(0):
-    ds = pp.alignment_negatives(ds, spec=spec)
-    ds = pp.assemble(ds, spec=spec, objective=batch_lib.VIDEO_TEXT)
-    out = list(pp.mask_tokens(ds, spec=spec).as_numpy_iterator())
+  out = _video_text_stream(spec, examples)
   aligned = [ex for ex in out if ex["alignment_weight"] == 1.0]
   others = [ex for ex in out if ex["alignment_weight"] == 0.0]
   assert len(aligned) + len(others) == len(out)
@@ -297,12 +303,78 @@ def test_alignment_pairs_are_balanced_and_never_action_masked():
   assert all(list(ex["masked_positions"]) == [2, 4] for ex in others)
 
 
+def test_paired_negatives_show_each_alignment_text_with_both_videos():
+  # data.paired_negatives: every text drawn for alignment comes out twice, with its
+  # own video (label 1, masked-token loss kept) and another's (label 0, none).
+  spec = make_spec(max_seq_len=32, max_text_tokens=12, max_video_tokens=8,
+                   max_predictions=6, action_mask_rate=1.0, alignment_rate=0.5,
+                   paired_negatives=True)
+  examples = [{**pair(f"v{i % 30}", [110 + i // 300, 201, 110 + i % 300, 301], [i % 9, 2, 3]),
+               "action_groups": [0, 0, 0, 1], "next_action_groups": []} for i in range(400)]
+  out = _video_text_stream(spec, examples)
+  alignment = [ex for ex in out if ex["alignment_weight"] == 1.0]
+  by_text = {}
+  for ex in alignment:
+    text = ex["input_ids"].copy()
+    text[ex["masked_positions"]] = ex["masked_ids"]  # the text before masking
+    by_text.setdefault(tuple(text[1:5]), []).append(ex)
+  # About half the texts (alignment_rate) train alignment, each exactly both ways.
+  assert len(by_text) / len(examples) == pytest.approx(0.5, abs=0.07)
+  for pairs in by_text.values():
+    assert sorted(ex["alignment_label"] for ex in pairs) == [0, 1]
+    positive, negative = sorted(pairs, key=lambda ex: -ex["alignment_label"])
+    assert positive["video_source_id"] == positive["video_id"] != negative["video_source_id"]
+    assert (positive["mlm_weight"], negative["mlm_weight"]) == (1.0, 0.0)
+  # The other texts come once, aligned, with their verb-object pair masked.
+  others = [ex for ex in out if ex["alignment_weight"] == 0.0]
+  assert len(others) + len(by_text) == len(examples)
+  assert all(ex["alignment_label"] == 1 and list(ex["masked_positions"]) == [4]
+             for ex in others)
+
+
+@pytest.mark.parametrize("alignment_pairs_mlm,expected", [(True, 1.0), (False, 0.0)])
+def test_alignment_pairs_mlm_switch(alignment_pairs_mlm, expected):
+  # data.alignment_pairs_mlm False: aligned pairs that train alignment carry no
+  # masked-token loss; the pairs outside alignment keep theirs.
+  spec = make_spec(alignment_pairs_mlm=alignment_pairs_mlm)
+  off = LAYOUT.visual_offset
+  ex = {"video_id": "a", "text_ids": [200, 201], "video_ids": [off]}
+  ds = dataset([ex]).map(lambda e: {**e, "alignment_label": tf.constant(1),
+                                    "alignment_example": tf.constant(True)})
+  out = next(pp.assemble(ds, spec=spec, objective=batch_lib.VIDEO_TEXT).as_numpy_iterator())
+  assert (out["alignment_weight"], out["mlm_weight"]) == (1.0, expected)
+  outside = dataset([ex]).map(lambda e: {**e, "alignment_example": tf.constant(False)})
+  out = next(pp.assemble(outside, spec=spec,
+                         objective=batch_lib.VIDEO_TEXT).as_numpy_iterator())
+  assert (out["alignment_weight"], out["mlm_weight"]) == (0.0, 1.0)
+
+
+def test_video_masking_hides_every_visual_word_outside_alignment():
+  # data.video_mask_rate: aligned pairs outside alignment mask all their visual
+  # words as [MASK] (text-to-video), before action masking takes the rest.
+  spec = make_spec(max_seq_len=32, max_text_tokens=12, max_video_tokens=8,
+                   max_predictions=6, action_mask_rate=1.0, video_mask_rate=0.5)
+  off = LAYOUT.visual_offset
+  examples = [{**pair("v", [201, 300, 200, 301], [1, 2, 3]),
+               "action_groups": [0, 1, 0, 1], "next_action_groups": []} for _ in range(200)]
+  out = _masked(spec, examples)
+  video = [ex for ex in out if ex["video_masked"]]
+  assert len(video) / len(out) == pytest.approx(0.5, abs=0.1)
+  for ex in video:
+    assert list(ex["masked_ids"]) == [off + 1, off + 2, off + 3]
+    assert all(ex["input_ids"][p] == tokens.MASK_ID for p in ex["masked_positions"])
+    assert not ex["actions_masked"]
+  assert all(ex["actions_masked"] for ex in out if not ex["video_masked"])
+  # Alignment pairs are never video-masked.
+  assert not any(ex["video_masked"] for ex in _masked(spec, examples, alignment=True))
+
+
 def test_single_video_corpus_has_no_negatives():
   spec = make_spec()
   ds = pp.select_features(dataset([pair("only", [200 + i], [i % 9]) for i in range(20)]),
                           spec=spec)
   with seqio.utils.map_seed_manager(0):
-    out = list(pp.alignment_negatives(ds, spec=spec).as_numpy_iterator())
+    out = list(negatives_lib.alignment_negatives(ds, spec=spec).as_numpy_iterator())
   assert all(ex["alignment_label"] == 1 for ex in out)
 
 

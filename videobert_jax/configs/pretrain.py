@@ -122,6 +122,9 @@ def _data_config(arg: str) -> ml_collections.ConfigDict:
   # The three recipe fields below are set by _apply_recipe (paper / actions).
   # Share of video-text examples (with verb-object pairs) masking just those pairs.
   data.action_mask_rate = 1.0  # video-text examples masking their verb-object pairs
+  # Share of the aligned video-text examples outside alignment masking all their
+  # visual words (before action masking, which takes the rest).
+  data.video_mask_rate = 0.0  # text-to-video masking (every visual word [MASK])
   data.concat_rate = 0.5  # chance of appending the next sentence (and its clips)
   data.max_subsample = 5  # keep every r-th visual word, r drawn from 1..this
   data.min_video_tokens = 4  # subsampling leaves at least this many visual words
@@ -130,6 +133,9 @@ def _data_config(arg: str) -> ml_collections.ConfigDict:
   data.alignment_rate = 0.5  # share of video-text pairs training alignment
   data.negative_rate = 0.5  # share of alignment pairs given another video
   data.mlm_on_negatives = False  # masked-token loss on negative pairs too
+  # Each alignment text shown with its own video and with another's, in one stream.
+  data.paired_negatives = False  # alignment pairs both ways (aligned + negative)
+  data.alignment_pairs_mlm = True  # masked-token loss on aligned alignment pairs too
   data.mixture_rates = ml_collections.ConfigDict(
       {"text": 1.0, "video": 1.0, "video_text": 1.0})  # sampling rate per objective
   data.seed = 0  # shuffling and masking

@@ -10,7 +10,7 @@ The three tasks (``videobert_jax.tasks.registry``) chain these steps on the TFDS
 3. ``subsample_video``: keep every r-th visual word, r uniform in 1..5, from a
    random offset (robustness to speed, longer horizons; the paper's recipe),
    never leaving fewer than ``min_video_tokens`` of a span that had them.
-4. ``alignment_negatives`` (video-text only): with probability ``negative_rate``
+4. ``negatives.alignment_negatives`` (video-text only): with probability ``negative_rate``
    replace the video by one of a *different* video seen recently (label 0).
 5. ``assemble``: ``[CLS] text [SEP]``, ``[CLS] [>] video [SEP]`` or
    ``[CLS] text [>] video [SEP]``, truncated to the configured lengths, with
@@ -40,9 +40,6 @@ import tensorflow as tf
 from videobert_jax import batch as batch_lib
 from videobert_jax import tokens
 
-NEGATIVE_POOL = 16  # recent videos an alignment negative is drawn from
-
-
 @dataclasses.dataclass(frozen=True)
 class SequenceSpec:
   """Lengths, rates and token layout shared by all preprocessors."""
@@ -62,6 +59,11 @@ class SequenceSpec:
   # never hides both, so the model can guess each from the other and ignore the
   # video; zero-shot classification asks for both at once.
   action_mask_rate: float = 0.0
+  # Share of the other video-text examples (aligned, outside alignment) that mask
+  # every visual word instead, always as [MASK] (action masking takes the rest): text-to-video
+  # generation asks for visual words with no video to copy from, which random
+  # masking (a visual word's neighbours stay visible) never teaches.
+  video_mask_rate: float = 0.0
   concat_rate: float = 0.5  # probability of appending the next sentence/segment
   max_subsample: int = 5  # video subsampling rate drawn from 1..max_subsample
   min_video_tokens: int = 4  # subsampling keeps at least this many (if there were)
@@ -72,6 +74,13 @@ class SequenceSpec:
   alignment_rate: float = 1.0
   negative_rate: float = 0.5  # share of alignment pairs made negative
   mlm_on_negatives: bool = False  # masked-token loss on negative pairs too
+  # Every alignment text comes twice, once with its own video and once with
+  # another's (negative_rate is then 0.5 by construction): the two labels differ
+  # only in the video, so the head cannot fit the text's own traits.
+  paired_negatives: bool = False
+  # Masked-token loss on the aligned pairs that train alignment (False: those pairs
+  # train alignment alone; the masked-token objectives then see only the others).
+  alignment_pairs_mlm: bool = True
   # Random text replacements are drawn from [first_word_id, text_vocab_size):
   # the ordinary WordPieces, past [PAD], [unusedN] and the specials.
   first_word_id: int = tokens.MASK_ID + 1
@@ -85,7 +94,7 @@ class SequenceSpec:
         raise ValueError(f"{name} must be in (0, 1), got {rate}")
     if self.max_predictions < 1:
       raise ValueError(f"max_predictions must be >= 1, got {self.max_predictions}")
-    for name in ("action_mask_rate", "alignment_rate", "negative_rate"):
+    for name in ("action_mask_rate", "video_mask_rate", "alignment_rate", "negative_rate"):
       if not 0 <= getattr(self, name) <= 1:
         raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
     if not tokens.MASK_ID < self.first_word_id < self.layout.text_vocab_size:
@@ -162,100 +171,6 @@ def subsample_video(ex, seed, spec: SequenceSpec):
   return out
 
 
-@seqio.map_over_dataset(num_seeds=1)
-def _draw_negative(ex, seed, spec: SequenceSpec):
-  draws = tf.random.stateless_uniform([2], seed)
-  role = tf.random.stateless_uniform(
-      [], tf.random.experimental.stateless_fold_in(seed, 1))
-  negative_share = spec.alignment_rate * spec.negative_rate
-  out = dict(ex)
-  out["_make_negative"] = draws[0] < negative_share
-  out["_pick"] = draws[1]
-  # Among the aligned pairs, the share that trains alignment too, so that an
-  # alignment pair is negative with probability negative_rate.
-  positive_share = (spec.alignment_rate - negative_share) / max(1.0 - negative_share, 1e-9)
-  out["_alignment_positive"] = role < positive_share
-  return out
-
-
-def alignment_negatives(dataset: tf.data.Dataset, spec: SequenceSpec,
-                        paired: bool = False) -> tf.data.Dataset:
-  """Makes about ``negative_rate`` of the pairs negative with another video's tokens.
-
-  A running pool of the last ``NEGATIVE_POOL`` examples' videos is kept; a
-  negative takes a random pooled video whose ``video_id`` differs from its own,
-  so it truly comes from another video. An example for which no such video is
-  pooled yet stays positive. Adds ``alignment_label`` (1 aligned, 0 negative)
-  and ``video_source_id`` (the video the tokens came from).
-
-  ``paired`` (the validation of alignment): every example for which another
-  video is pooled comes out twice, aligned and negative, both alignment pairs
-  with no masked-token loss; the others are dropped. Exactly half the pairs are
-  negatives, and every sentence is scored both ways.
-  """
-  dataset = _draw_negative(dataset, spec=spec)
-  width = spec.max_video_tokens  # assembly never keeps more than this
-  initial = (tf.zeros([NEGATIVE_POOL, width], tf.int32),
-             tf.zeros([NEGATIVE_POOL], tf.int32),
-             tf.fill([NEGATIVE_POOL], ""),
-             tf.constant(0, tf.int64))
-
-  def step(state, ex):
-    pool, lengths, pool_ids, count = state
-    video = ex["video_ids"][:width]
-    usable = (lengths > 0) & tf.not_equal(pool_ids, ex["video_id"])
-    num_usable = tf.reduce_sum(tf.cast(usable, tf.int32))
-    negative = ex["_make_negative"] & (num_usable > 0)
-    choice = tf.minimum(tf.cast(ex["_pick"] * tf.cast(num_usable, tf.float32), tf.int32),
-                        tf.maximum(num_usable - 1, 0))
-    usable_slots = tf.reshape(tf.where(usable), [-1])
-    slot = tf.cond(num_usable > 0,
-                   lambda: tf.cast(tf.gather(usable_slots, choice), tf.int32),
-                   lambda: tf.constant(0, tf.int32))
-    out = {k: v for k, v in ex.items() if not k.startswith("_")}
-    if paired:
-      out["_other_video_ids"] = pool[slot, :lengths[slot]]
-      out["_other_source_id"] = pool_ids[slot]
-      out["_has_other"] = num_usable > 0
-    else:
-      out["video_ids"] = tf.cond(negative, lambda: pool[slot, :lengths[slot]],
-                                 lambda: ex["video_ids"])
-      out["video_source_id"] = tf.where(negative, pool_ids[slot], ex["video_id"])
-      out["alignment_label"] = tf.cast(tf.logical_not(negative), tf.int32)
-      # A pair drawn negative with no other video pooled yet stays out of
-      # alignment unless its positive draw says otherwise: the classes keep
-      # their shares.
-      out["alignment_example"] = negative | ex["_alignment_positive"]
-    # The pool keeps the example's own (aligned) video.
-    write = tf.cast(count % NEGATIVE_POOL, tf.int32)
-    padded = tf.pad(video, [[0, width - tf.size(video)]])
-    pool = tf.tensor_scatter_nd_update(pool, [[write]], padded[None])
-    lengths = tf.tensor_scatter_nd_update(lengths, [[write]], [tf.size(video)])
-    pool_ids = tf.tensor_scatter_nd_update(pool_ids, [[write]], [ex["video_id"]])
-    return (pool, lengths, pool_ids, count + 1), out
-
-  dataset = dataset.scan(initial, step)
-  return _both_ways(dataset) if paired else dataset
-
-
-def _both_ways(dataset: tf.data.Dataset) -> tf.data.Dataset:
-  """Each pooled example as an aligned and a negative alignment-only pair."""
-
-  def split(ex):
-    base = {k: v for k, v in ex.items() if not k.startswith("_")}
-    base.update(alignment_example=tf.constant(True), alignment_only=tf.constant(True))
-    aligned = {**base, "video_source_id": ex["video_id"],
-               "alignment_label": tf.constant(1, tf.int32)}
-    negative = {**base, "video_ids": ex["_other_video_ids"],
-                "video_source_id": ex["_other_source_id"],
-                "alignment_label": tf.constant(0, tf.int32)}
-    both = tf.data.Dataset.from_tensors(aligned).concatenate(
-        tf.data.Dataset.from_tensors(negative))
-    return both
-
-  return dataset.filter(lambda ex: ex["_has_other"]).flat_map(split)
-
-
 @seqio.map_over_dataset
 def assemble(ex, spec: SequenceSpec, objective: int):
   """``[CLS] text [>] video [SEP]`` (or one modality) with token-type ids, truncated."""
@@ -280,9 +195,11 @@ def assemble(ex, spec: SequenceSpec, objective: int):
                        tf.ones([tf.size(video) + 2], tf.int32)], 0)
   label = tf.cast(ex.get("alignment_label", 1), tf.int32)
   mlm_weight = 1.0 if spec.mlm_on_negatives else tf.cast(label, tf.float32)
+  is_alignment = tf.cast(ex.get("alignment_example", True), tf.float32)
   if "alignment_only" in ex:
     mlm_weight = tf.constant(0.0)
-  is_alignment = tf.cast(ex.get("alignment_example", True), tf.float32)
+  elif objective == batch_lib.VIDEO_TEXT and not spec.alignment_pairs_mlm:
+    mlm_weight = tf.cast(mlm_weight, tf.float32) * (1.0 - is_alignment)
   out = {"input_ids": ids, "token_type_ids": types,
          "objective": tf.constant(objective, tf.int32),
          "mlm_weight": tf.cast(mlm_weight, tf.float32),
@@ -323,11 +240,15 @@ def mask_tokens(ex, seed, spec: SequenceSpec):
                    tf.int32)
   count = tf.minimum(tf.minimum(tf.maximum(wanted, 1), num_candidates),
                      spec.max_predictions)
+  video_masked = tf.constant(False)
+  if spec.video_mask_rate > 0:
+    candidates, count, video_masked = _video_choice(
+        ids, candidates, count, seed, spec, allowed=ex["alignment_weight"] <= 0)
   actions_masked = tf.constant(False)
   if spec.action_mask_rate > 0 and "action_groups" in ex:
     candidates, count, actions_masked = _action_choice(
         ex["action_groups"], candidates, count, seed, spec,
-        allowed=ex["alignment_weight"] <= 0)
+        allowed=(ex["alignment_weight"] <= 0) & tf.logical_not(video_masked))
   # Random order of the candidates: non-candidates get a score above any candidate.
   scores = tf.random.stateless_uniform(tf.shape(ids), seeds[0])
   scores = tf.where(candidates, scores, 2.0)
@@ -345,7 +266,7 @@ def mask_tokens(ex, seed, spec: SequenceSpec):
   # the time, they teach copying the word instead of reading the video (a tiny
   # model on the bundled world's template: verb top-1 25% with [MASK] only, 15%
   # with 80/10/10, majority 10%).
-  becomes_mask = (action < 0.8) | actions_masked
+  becomes_mask = (action < 0.8) | actions_masked | video_masked
   replacement = tf.where(becomes_mask, tf.fill(tf.shape(targets), lay.mask_id),
                          tf.where(action < 0.9, random_same_modality, targets))
   out = {k: v for k, v in ex.items() if k != "action_groups"}
@@ -354,7 +275,24 @@ def mask_tokens(ex, seed, spec: SequenceSpec):
   out["masked_ids"] = targets
   out["maskable_count"] = num_candidates  # for the masked share (tasks/recipe_stats.py)
   out["actions_masked"] = tf.cast(actions_masked, tf.int32)
+  out["video_masked"] = tf.cast(video_masked, tf.int32)
   return out
+
+
+def _video_choice(ids, candidates, count, seed, spec: SequenceSpec, allowed=True):
+  """With probability ``video_mask_rate``: every visual-word position (text-to-video).
+
+  Returns ``(candidates, count, used)`` like ``_action_choice``; at most
+  ``max_predictions`` of them are masked (a random subset when there are more).
+  """
+  lay = spec.layout
+  draw = tf.random.stateless_uniform(
+      [], tf.random.experimental.stateless_fold_in(seed, 2))
+  chosen = candidates & (ids >= lay.visual_offset) & (ids < lay.num_used_ids)
+  num_chosen = tf.reduce_sum(tf.cast(chosen, tf.int32))
+  use = (draw < spec.video_mask_rate) & (num_chosen > 0) & allowed
+  return (tf.where(use, chosen, candidates),
+          tf.where(use, tf.minimum(num_chosen, spec.max_predictions), count), use)
 
 
 def _action_choice(groups, candidates, count, seed, spec: SequenceSpec, allowed=True):
@@ -380,7 +318,7 @@ def _action_choice(groups, candidates, count, seed, spec: SequenceSpec, allowed=
 def for_objective(spec: SequenceSpec, objective: int) -> SequenceSpec:
   """``spec`` with the masking of ``objective``: its rate, action masking or not."""
   if objective != batch_lib.VIDEO_TEXT:
-    return dataclasses.replace(spec, action_mask_rate=0.0)
+    return dataclasses.replace(spec, action_mask_rate=0.0, video_mask_rate=0.0)
   if spec.video_text_mask_rate is not None:
     return dataclasses.replace(spec, mask_rate=spec.video_text_mask_rate)
   return spec

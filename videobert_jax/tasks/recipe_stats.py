@@ -29,7 +29,9 @@ def _objective_stats(examples: list[dict], max_subsample: int) -> dict[str, floa
          "masked_per_example": masked / max(len(examples), 1),
          "tokens_per_example": tokens / max(len(examples), 1),
          "action_masked_share": float(np.mean([int(ex["actions_masked"])
-                                               for ex in examples]))}
+                                               for ex in examples])),
+         "video_masked_share": float(np.mean([int(ex.get("video_masked", 0))
+                                              for ex in examples]))}
   rates = [int(ex["subsample_rate"]) for ex in examples if "subsample_rate" in ex]
   if rates:
     counts = collections.Counter(rates)
@@ -49,7 +51,8 @@ def recipe_statistics(config, num_examples: int = DEFAULT_EXAMPLES,
   """``{objective: {statistic: value}}`` over ``num_examples`` examples each.
 
   Statistics: ``masked_share`` (masked tokens / maskable tokens),
-  ``masked_per_example``, ``tokens_per_example``, ``action_masked_share``
+  ``masked_per_example``, ``tokens_per_example``, ``action_masked_share``,
+  ``video_masked_share``
   (examples whose verb-object pairs were masked), ``subsample_rate_mean`` and
   ``subsample_rate_<r>_share`` (video objectives), ``alignment_share`` and
   ``negative_share_of_alignment`` (video-text).
@@ -89,6 +92,8 @@ def describe(stats: dict[str, dict[str, float]]) -> str:
     parts = [f"{100 * s['masked_share']:.0f}% of maskable tokens masked"]
     if s.get("action_masked_share"):
       parts.append(f"{100 * s['action_masked_share']:.0f}% action-masked")
+    if s.get("video_masked_share"):
+      parts.append(f"{100 * s['video_masked_share']:.0f}% video-masked")
     if "subsample_rate_mean" in s:
       shares = [s[k] for k in sorted(s) if k.startswith("subsample_rate_")
                 and k.endswith("_share")]

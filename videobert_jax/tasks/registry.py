@@ -23,6 +23,7 @@ import seqio
 import tensorflow as tf
 
 from videobert_jax import batch as batch_lib
+from videobert_jax.tasks import negatives
 from videobert_jax.tasks import preprocessors
 from videobert_jax import tokens
 from videobert_jax.datasets import corpus_builder
@@ -70,9 +71,10 @@ def first_ordinary_word_id(vocab_path: str | None = None) -> int:
 # config.data fields passed to SequenceSpec when set; absent or None keeps the
 # SequenceSpec default (a hand-made data config need not list them).
 _OPTIONAL_SPEC_FIELDS = {
-    "video_text_mask_rate": float, "action_mask_rate": float, "concat_rate": float,
+    "video_text_mask_rate": float, "action_mask_rate": float, "video_mask_rate": float,
+    "concat_rate": float,
     "max_subsample": int, "min_video_tokens": int, "negative_rate": float, "alignment_rate": float,
-    "mlm_on_negatives": bool,
+    "mlm_on_negatives": bool, "paired_negatives": bool, "alignment_pairs_mlm": bool,
 }
 
 
@@ -126,7 +128,7 @@ def task_preprocessors(objective: int, spec: preprocessors.SequenceSpec,
   if objective != batch_lib.TEXT:
     steps.append(functools.partial(p.subsample_video, spec=spec))
   if objective == batch_lib.VIDEO_TEXT:
-    steps.append(functools.partial(p.alignment_negatives, spec=spec, paired=paired))
+    steps.append(functools.partial(negatives.alignment_negatives, spec=spec, paired=paired))
   steps += [functools.partial(p.assemble, spec=spec, objective=objective),
             functools.partial(p.mask_tokens, spec=p.for_objective(spec, objective))]
   return steps
