@@ -144,6 +144,19 @@ def zero_shot(workdir: str, youcook_dir: str, codebook: str, *, baselines: bool)
           "step": result["step"]}
 
 
+def text_to_video(workdir: str, youcook_dir: str, codebook: str) -> dict:
+  """Text-to-video recall@5 of one run against the frequency prior (validation)."""
+  from videobert_jax.eval import generation  # pylint: disable=g-import-not-at-top
+  from videobert_jax.eval import restore  # pylint: disable=g-import-not-at-top
+  from videobert_jax.eval import text_to_video_recall  # pylint: disable=g-import-not-at-top
+  run = restore.load_run(workdir, codebook=codebook)
+  recall = text_to_video_recall.run_recall(
+      run, os.path.join(youcook_dir, ANNOTATIONS), os.path.join(youcook_dir, "features"),
+      generation.codebook_for(run, codebook), progress=False)
+  print("   " + text_to_video_recall.format_recall(recall))
+  return {k: recall[k] for k in ("k", "segments", "model_recall", "prior_recall", "ratio")}
+
+
 def captioning(workdir: str, inputs: Inputs, codebook: str, rows: Sequence[str]) -> dict:
   """``{row: [metrics per captioner seed]}`` for one run."""
   from videobert_jax import configs  # pylint: disable=g-import-not-at-top

@@ -35,7 +35,10 @@ ZEROSHOT_COLUMNS = (
 )
 METRIC_COLUMNS = (("eval_alignment", "eval/alignment/accuracy"),
                   ("train_loss", "train/loss"))
-COLUMNS = tuple(c for c, *_ in ZEROSHOT_COLUMNS) + tuple(c for c, _ in METRIC_COLUMNS)
+# Text-to-video recall@5 (percent) and its ratio to the text-blind frequency prior.
+RECALL_COLUMNS = (("t2v_recall5", "model_recall"), ("t2v_vs_prior", "ratio"))
+COLUMNS = (tuple(c for c, *_ in ZEROSHOT_COLUMNS) + tuple(c for c, _ in METRIC_COLUMNS)
+           + tuple(c for c, _ in RECALL_COLUMNS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +88,9 @@ def run_config(corpus_dir: str, codebook: str, tfds_dir: str, size: str, seed: i
   return apply_overrides(config, variant.overrides)
 
 
-def run_columns(zero_shot: dict, metrics: dict) -> dict[str, float | None]:
-  """One run's sweep columns (accuracies in percent)."""
+def run_columns(zero_shot: dict, metrics: dict,
+                recall: dict | None = None) -> dict[str, float | None]:
+  """One run's sweep columns (accuracies and recall in percent)."""
   rows = {(r["name"], r["protocol"]): r for r in zero_shot["rows"]}
   out: dict[str, float | None] = {}
   for column, row, protocol, field in ZEROSHOT_COLUMNS:
@@ -94,6 +98,10 @@ def run_columns(zero_shot: dict, metrics: dict) -> dict[str, float | None]:
     out[column] = None if value is None else 100.0 * value
   for column, key in METRIC_COLUMNS:
     out[column] = metrics.get(key)
+  for column, key in RECALL_COLUMNS:
+    value = (recall or {}).get(key)
+    out[column] = None if value is None else (100.0 * value if key == "model_recall"
+                                              else value)
   return out
 
 
@@ -113,7 +121,8 @@ def format_sweep(result: dict[str, Any]) -> str:
     mean, std = row.get(column), row.get(f"{column}_std")
     if mean is None:
       return "-"
-    digits = 3 if column in ("eval_alignment", "train_loss") else 1
+    digits = 3 if column in ("eval_alignment", "train_loss") else (
+        2 if column == "t2v_vs_prior" else 1)
     return f"{mean:.{digits}f}" + ("" if std is None else f"+-{std:.{digits}f}")
   from videobert_jax.eval import report  # pylint: disable=g-import-not-at-top
   rows = [{"name": v["name"], **{c: cell(v, c) for c in COLUMNS}}
@@ -152,7 +161,9 @@ def run_sweep(corpus_dir: str, youcook_dir: str, workdir: str,
         ceiling = run_columns({"rows": [{**r, "name": CROSS_MODAL}
                                         for r in zero_shot["rows"]
                                         if r["name"].startswith("Co-occurrence")]}, {})
-      runs.append({"seed": seed, **run_columns(zero_shot, metrics)})
+      recall = cache.run(f"text-to-video {label}", [run_dir, config.to_dict()],
+                         lambda d=run_dir: paper.text_to_video(d, youcook_dir, book))
+      runs.append({"seed": seed, **run_columns(zero_shot, metrics, recall)})
     per_variant.append({"name": variant.name, "overrides": dict(variant.overrides),
                         **summarise(runs), "runs": runs})
   result = {"corpus": corpus_dir, "youcook": youcook_dir, "size": size, "steps": steps,
