@@ -57,7 +57,8 @@ def fit_hierarchical(features, levels: int, clusters: int, seed: int = 0,
       of row blocks, or an iterable of row blocks (read once).
     levels: depth d.
     clusters: k per node.
-    seed: seeds the sample, every k-means++ and the perturbations.
+    seed: seeds the sample, the seeding of every node (k-means|| at the root,
+      greedy k-means++ below) and the perturbations.
     sample_size: rows to fit on (all rows when there are fewer).
     max_iter: Lloyd iterations per node.
     tol: relative inertia change that counts as converged.

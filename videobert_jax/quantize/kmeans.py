@@ -1,4 +1,4 @@
-"""Flat Lloyd's k-means in JAX: k-means++ init, jitted matmul distances, data-parallel.
+"""Flat Lloyd's k-means in JAX: k-means|| init, jitted matmul distances, data-parallel.
 
 The inner loop is one jitted pass over batches of points. The nearest centroid
 is the argmax of ``x.c - ||c||^2 / 2`` (one matmul per batch). Cluster sums are
@@ -24,8 +24,9 @@ Scale:
   Hosts agree on the number of batches per pass (the shorter ones are padded
   with fully masked batches), so hosts may hold different amounts of data.
 * The result does not depend on the number of devices (bitwise, for 1, 2 and 4
-  devices; see ``_lloyd_functions``); k-means++ runs unsharded on one device for
-  the same reason. A different batch size changes float rounding slightly.
+  devices; see ``_lloyd_functions``); seeding (``seeding.py``: k-means|| on a
+  sample, then greedy k-means++ on its candidates) runs unsharded on one device
+  for the same reason. A different batch size changes float rounding slightly.
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ from typing import Sequence
 
 import numpy as np
 
-from videobert_jax.quantize import argbest, bounded, chunk_stats
+from videobert_jax.quantize import argbest, bounded, chunk_stats, seeding
 from videobert_jax.quantize.feed import (  # noqa: F401 (re-exported names)
     DATA_AXIS, DEFAULT_BATCH_SIZE, DEFAULT_MAX_RESIDENT_BYTES, DataFeed, rebatch,
     reservoir_sample)
+from videobert_jax.quantize.seeding import kmeans_plus_plus  # noqa: F401 (re-exported)
 
 
-INIT_ROWS_PER_CLUSTER = 120  # k-means++ sample rows per cluster (see fit_kmeans)
+INIT_ROWS_PER_CLUSTER = 120  # seeding sample rows per cluster (see fit_kmeans)
 MIN_INIT_ROWS = 10000
 
 
@@ -57,7 +59,7 @@ class KMeansResult:
   inertia: float  # sum of squared distances at the last assignment step
   iterations: int  # Lloyd iterations run
   converged: bool  # relative inertia change fell below tol before max_iter
-  init_seconds: float  # k-means++ on the init sample
+  init_seconds: float  # seeding on the init sample
   iteration_seconds: list  # wall time of each Lloyd iteration
   reseeded: int = 0  # empty clusters re-seeded from far points
   staging_seconds: float = 0.0  # putting device-resident data on the devices, once
@@ -83,53 +85,6 @@ def default_sums_method() -> str:
   return "segment" if jax.default_backend() == "cpu" else "onehot"
 
 
-def kmeans_plus_plus(x, weights, k: int, key, num_trials: int | None = None):
-  """Greedy k-means++ seeding (as scikit-learn) of ``x`` [m, D]; returns [k, D].
-
-  Each step draws ``num_trials`` candidates (default ``2 + ln k``) with
-  probability proportional to the weighted squared distance to the nearest chosen
-  centre and keeps the one that lowers the potential most. Pure jnp, so it can be
-  jitted and vmapped; rows with weight 0 (padding) are never picked. When every
-  remaining distance is 0 (fewer distinct points than k) the first real point is
-  repeated; Lloyd then sees empty clusters and the caller decides what to do.
-  """
-  import jax
-  import jax.numpy as jnp
-  if num_trials is None:
-    num_trials = 2 + int(math.log(k))
-  m = x.shape[0]
-  hi = jax.lax.Precision.HIGHEST
-  x_sq = jnp.sum(x * x, axis=1)
-  valid = weights > 0
-  first_valid = jnp.argmax(valid)
-  key, sub = jax.random.split(key)
-  logits = jnp.where(valid, jnp.log(jnp.where(valid, weights, 1.0)), -jnp.inf)
-  first = jnp.where(jnp.any(valid), jax.random.categorical(sub, logits), 0)
-  centers = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[first])
-  closest = weights * jnp.maximum(
-      x_sq - 2.0 * jnp.dot(x, x[first], precision=hi) + x_sq[first], 0.0)
-
-  def step(i, state):
-    centers, closest, key = state
-    key, sub = jax.random.split(key)
-    cum = jnp.cumsum(closest)
-    total = cum[-1]
-    targets = jax.random.uniform(sub, (num_trials,), x.dtype) * total
-    cand = jnp.clip(jnp.searchsorted(cum, targets, side="right"), 0, m - 1)
-    cand = jnp.where(total > 0, cand, first_valid)
-    cand_x = x[cand]
-    # [m, trials] with the sample as the matmul's left operand: measured 1.5x
-    # faster on XLA:CPU than [trials, m] (the step reads the whole sample).
-    dist = jnp.maximum(x_sq[:, None] - 2.0 * jnp.dot(x, cand_x.T, precision=hi)
-                       + x_sq[cand][None, :], 0.0)
-    trial_closest = jnp.minimum(closest[:, None], weights[:, None] * dist)
-    best = jnp.argmin(jnp.sum(trial_closest, axis=0))
-    return centers.at[i].set(cand_x[best]), trial_closest[:, best], key
-
-  centers, _, _ = jax.lax.fori_loop(1, k, step, (centers, closest, key))
-  return centers
-
-
 def nearest(x, x_sq, mask, centroids):
   """Nearest centroid of each row and its squared distance (0 on padding rows).
 
@@ -150,25 +105,26 @@ def fit_kmeans(data, k: int, *, seed: int = 0, max_iter: int = 100, tol: float =
                max_resident_bytes: int = DEFAULT_MAX_RESIDENT_BYTES,
                n_init: int = 1, bounds: bool = True,
                progress: bool = False) -> KMeansResult:
-  """Fits k centroids with k-means++ seeding and Lloyd's iterations.
+  """Fits k centroids with k-means|| seeding and Lloyd's iterations.
 
   Args:
     data: ``[n, D]`` array (numpy or memmap), or a zero-argument callable that
       returns a fresh iterator of ``[b, D]`` row blocks per call (one pass).
     k: number of clusters.
-    seed: seeds the init sample and k-means++.
+    seed: seeds the init sample and the seeding.
     max_iter: maximum Lloyd iterations.
     tol: stop when the relative inertia decrease between two iterations is at
       most ``tol``.
     batch_size: rows per jitted step (rounded up to a multiple of the devices).
-    init_sample_size: rows k-means++ runs on (default ``max(120 k, 10000)``;
+    init_sample_size: rows the seeding runs on (default ``max(120 k, 10000)``;
       the whole data when smaller), drawn uniformly at random. Measured at
-      k=256 on 50,000 clustered points: final inertia above scikit-learn's
-      (k-means++ on every point) by 2.2-2.7% from 40k rows, 1.2% from 80k,
-      0.4-0.6% from 120k.
-    num_init_trials: k-means++ candidates per step (default ``2 + ln k``).
+      k=256 on 50,000 clustered points with greedy k-means++ on the sample:
+      final inertia above scikit-learn's (k-means++ on every point) by
+      2.2-2.7% from 40k rows, 1.2% from 80k, 0.4-0.6% from 120k.
+    num_init_trials: greedy k-means++ candidates per step (default ``2 + ln k``),
+      in its pass over the k-means|| candidates (``seeding.py``).
     devices: devices of the data mesh (default all).
-    init: optional ``[k, D]`` starting centroids instead of k-means++.
+    init: optional ``[k, D]`` starting centroids instead of the seeding.
     sums_method: ``segment`` or ``onehot`` (default: by backend).
     max_resident_bytes: arrays up to this size are copied to the devices once.
     n_init: runs with seeds ``seed .. seed+n_init-1``; the lowest inertia wins
@@ -201,7 +157,7 @@ def fit_kmeans(data, k: int, *, seed: int = 0, max_iter: int = 100, tol: float =
 
 def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_trials, init,
          sums_method, bounds, progress) -> KMeansResult:
-  """One k-means++ + Lloyd run of ``fit_kmeans`` on a prepared feed."""
+  """One seeding + Lloyd run of ``fit_kmeans`` on a prepared feed."""
   import jax
   from jax.sharding import NamedSharding, PartitionSpec as P
   mesh = feed.mesh
@@ -261,7 +217,7 @@ def _fit(feed: DataFeed, k, seed, max_iter, tol, init_sample_size, num_init_tria
 
 def _initial_centroids(feed: DataFeed, k, seed, init, init_sample_size,
                        num_init_trials):
-  """``[k, D]`` starting centroids: k-means++ on a sample of the feed, or ``init``."""
+  """``[k, D]`` starting centroids: seeded on a sample of the feed, or ``init``."""
   import jax
   import jax.numpy as jnp
   if init is None:
@@ -270,7 +226,7 @@ def _initial_centroids(feed: DataFeed, k, seed, init, init_sample_size,
     if jax.process_count() > 1:  # every host seeds from the same global sample
       from jax.experimental import multihost_utils
       sample = np.concatenate(list(multihost_utils.process_allgather(sample)))
-    centroids = _init_centroids(sample, k, seed, num_init_trials)
+    centroids = seeding.seed_centroids(sample, k, seed, num_init_trials)
   else:
     centroids = np.asarray(init, np.float32)
     if centroids.shape != (k, feed.dim):
@@ -373,40 +329,22 @@ def _zero_accumulators(mesh, num_chunks: int, k: int, dim: int):
                          sharding)
 
 
-@functools.lru_cache(maxsize=None)
-def _kmeans_pp_function():
-  """jitted ``kmeans_plus_plus`` (k and num_trials static)."""
-  import jax
-  return jax.jit(kmeans_plus_plus, static_argnums=(2, 4))
-
-
 def initial_centroids(rows: np.ndarray, k: int, seed: int,
                       init_sample_size: int | None = None,
-                      num_init_trials: int | None = None) -> np.ndarray:
-  """``fit_kmeans``'s k-means++ start on an array, as one process picks it.
+                      num_init_trials: int | None = None,
+                      rounds: int = seeding.INIT_ROUNDS) -> np.ndarray:
+  """``fit_kmeans``'s seeded start on an array, as one process picks it.
 
   For several processes that each hold all of ``rows`` but feed only a share:
   passed as ``init``, their fit starts where a one-process fit of ``rows`` does
   (``_initial_centroids`` would seed from the processes' own samples instead).
+  ``rounds=0`` gives greedy k-means++ on the sample instead of k-means||.
   """
   size = init_sample_size or max(INIT_ROWS_PER_CLUSTER * k, MIN_INIT_ROWS)
   if rows.shape[0] > size:  # DataFeed.sample's choice for an array
     rows = rows[np.sort(np.random.default_rng(seed).choice(rows.shape[0], size,
                                                            replace=False))]
-  return _init_centroids(np.asarray(rows, np.float32), k, seed, num_init_trials)
-
-
-def _init_centroids(sample: np.ndarray, k: int, seed: int, num_trials) -> np.ndarray:
-  """k-means++ on ``sample`` on one device.
-
-  Not sharded on purpose: the sampling thresholds compare cumulative sums, and a
-  sharded cumsum rounds differently, which would make the seeding (and so the
-  codebook) depend on the number of devices.
-  """
-  import jax
-  x = jax.device_put(sample, jax.local_devices()[0])
-  w = np.ones(sample.shape[0], np.float32)
-  return np.asarray(_kmeans_pp_function()(x, w, k, jax.random.key(seed), num_trials))
+  return seeding.seed_centroids(rows, k, seed, num_init_trials, rounds)
 
 
 def _farthest_points(feed: DataFeed, centroids, count: int) -> np.ndarray:
