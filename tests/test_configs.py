@@ -57,15 +57,25 @@ def test_large_defaults_to_the_paper_recipe_and_tiny_to_the_projects():
   # BERT's random masking everywhere, every pair trains alignment, rates 1..5 drawn.
   assert (paper.data.action_mask_rate, paper.data.alignment_rate,
           paper.data.min_video_tokens, paper.data.max_subsample) == (0.0, 1.0, 1, 5)
+  # One video per pair, masked-token loss on every aligned pair, no text-to-video
+  # masking, equal mixture rates.
+  assert (paper.data.paired_negatives, paper.data.alignment_pairs_mlm,
+          paper.data.video_mask_rate) == (False, True, 0.0)
+  assert paper.data.mixture_rates.to_dict() == {"text": 1.0, "video": 1.0, "video_text": 1.0}
   assert not paper.init.from_scratch
   actions = pretrain.get_config("large,actions")
   assert actions.recipe == "actions" and actions.data.action_mask_rate == 1.0
   assert actions.model.to_dict() == paper.model.to_dict()  # a recipe is not a size
   tiny = pretrain.get_config("tiny")
   assert tiny.recipe == "actions" and tiny.data.min_video_tokens == 4
+  assert (tiny.data.paired_negatives, tiny.data.alignment_pairs_mlm,
+          tiny.data.video_mask_rate, tiny.data.mixture_rates.video_text) == (
+              True, False, 0.25, 3.0)
   assert pretrain.get_config("tiny,paper").data.to_dict() == {
       **tiny.data.to_dict(), "action_mask_rate": 0.0, "alignment_rate": 1.0,
-      "min_video_tokens": 1}
+      "min_video_tokens": 1, "paired_negatives": False, "alignment_pairs_mlm": True,
+      "video_mask_rate": 0.0,
+      "mixture_rates": {"text": 1.0, "video": 1.0, "video_text": 1.0}}
   with pytest.raises(ValueError, match="unknown recipe 'bert'"):
     pretrain.get_config("large,bert")
 

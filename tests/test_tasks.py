@@ -123,13 +123,15 @@ def test_pretrain_batches_have_the_documented_fields_and_shapes(pipeline_config)
     assert (objective[aligning] == batch_lib.VIDEO_TEXT).all()
     assert (batch["alignment_label"][(objective == batch_lib.VIDEO_TEXT) & ~aligning] == 1).all()
     # Real tokens first, then padding; every real example has a prediction,
-    # weighted 0 on negative video-text pairs only.
+    # weighted 0 on negative video-text pairs and, in the tiny recipe
+    # (alignment_pairs_mlm False), on every pair that trains alignment.
     mask = batch["attention_mask"]
     assert (np.diff(mask, axis=1) <= 0).all()
     negative = (objective == batch_lib.VIDEO_TEXT) & (batch["alignment_label"] == 0)
+    no_mlm = negative | (aligning & (not config.data.alignment_pairs_mlm))
     assert (batch["masked_positions"][:, 0] > 0).all()
-    assert (batch["masked_weights"][~negative].sum(1) >= 1).all()
-    assert (batch["masked_weights"][negative] == 0).all()
+    assert (batch["masked_weights"][~no_mlm].sum(1) >= 1).all()
+    assert (batch["masked_weights"][no_mlm] == 0).all()
     rows = np.arange(16)[:, None]
     assert (mask[rows, batch["masked_positions"]] == 1).all()
     seen.extend(objective.tolist())
@@ -225,16 +227,25 @@ def test_sequence_spec_takes_config_fields_and_defaults_for_absent_ones():
 def test_recipe_statistics_show_what_each_recipe_does(pipeline_config):
   from videobert_jax.tasks import recipe_stats
   paper = pipeline_config.copy_and_resolve_references()
-  paper.data.update(action_mask_rate=0.0, alignment_rate=1.0, min_video_tokens=1)
+  from videobert_jax.configs import pretrain  # the paper recipe's data fields
+  recipe_fields = ("action_mask_rate", "alignment_rate", "min_video_tokens",
+                   "paired_negatives", "alignment_pairs_mlm", "video_mask_rate")
+  paper_data = pretrain.get_config("tiny,paper").data
+  paper.data.update({k: paper_data[k] for k in recipe_fields})
+  paper.data.mixture_rates = paper_data.mixture_rates
   ours = recipe_stats.recipe_statistics(pipeline_config, num_examples=96)
   theirs = recipe_stats.recipe_statistics(paper, num_examples=96)
   assert set(ours) == {"text", "video", "video_text"}
   # BERT's 15% of the maskable tokens (rounded per example, at least one).
   assert 0.1 < theirs["text"]["masked_share"] < 0.3
   assert theirs["video_text"]["action_masked_share"] == 0.0
-  assert ours["video_text"]["action_masked_share"] > 0.2
+  # actions: half the texts train alignment, each both ways (2/3 of the pairs);
+  # of the rest a quarter mask their video, the others their verb-object pairs.
+  assert ours["video_text"]["action_masked_share"] > 0.1
+  assert ours["video_text"]["video_masked_share"] > 0.02
+  assert theirs["video_text"]["video_masked_share"] == 0.0
   assert theirs["video_text"]["alignment_share"] == 1.0
-  assert 0.2 < ours["video_text"]["alignment_share"] < 0.8
+  assert 0.5 < ours["video_text"]["alignment_share"] < 0.8
   assert 0.3 < theirs["video_text"]["negative_share_of_alignment"] < 0.7
   # The paper's rates are really drawn from 1..5; the cap keeps short spans at 1.
   drawn = [theirs["video"][f"subsample_rate_{r}_share"] for r in range(1, 6)]

@@ -14,9 +14,11 @@ Recipes (``config.recipe``; ``docs/departures.md`` has the measured difference):
   80/10/10) in every objective, every video-text pair trains alignment (half of
   them negatives), the video subsampling rate drawn from 1..5 for real
   (``min_video_tokens = 1``).
-* ``actions`` (the default of tiny, this project's): video-text pairs outside
-  alignment mask their spoken verb-object pairs (always ``[MASK]``), half the pairs
-  train alignment, subsampling keeps at least 4 visual words of a span.
+* ``actions`` (the default of tiny, this project's): half the video-text texts
+  train alignment alone, each shown with its own and another video; of the other
+  pairs a quarter mask every visual word (text-to-video) and the rest their spoken
+  verb-object pairs (always ``[MASK]``); video-text examples are 3/5 of the
+  mixture; subsampling keeps at least 4 visual words of a span.
 
 Visual-word embeddings start from the codebook's leaf centroids: as they are
 when the feature size equals hidden_size (S3D 1024 = large), otherwise projected by
@@ -59,11 +61,18 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
 
 
 def _apply_recipe(data: ml_collections.ConfigDict, recipe: str) -> None:
-  """The masking, pairing and subsampling fields of ``recipe``."""
+  """The masking, pairing, subsampling and mixture fields of ``recipe``."""
   paper = recipe == "paper"
   data.action_mask_rate = 0.0 if paper else 1.0
   data.alignment_rate = 1.0 if paper else 0.5
   data.min_video_tokens = 1 if paper else 4
+  # actions: alignment pairs train alignment alone, each text with both videos, and
+  # video-text examples are 3/5 of the mixture (docs/training.md, "Alignment that
+  # learns"); paper: every pair trains both losses, one video each, equal rates.
+  data.paired_negatives = not paper
+  data.alignment_pairs_mlm = paper
+  data.video_mask_rate = 0.0 if paper else 0.25
+  data.mixture_rates.video_text = 1.0 if paper else 3.0
 
 
 def _model_config(arg: str) -> ml_collections.ConfigDict:
