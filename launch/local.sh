@@ -29,7 +29,9 @@ Options (environment variable in brackets):
   --module M         run python -m M instead of the trainer, with only the flags
                      after -- (no --config/--workdir/--corpus/--codebook), e.g.
                      videobert_jax.quantize: `--module videobert_jax.quantize --
-                     assign --corpus C --codebook B --out D` (default:
+                     assign --corpus C --codebook B --out D`, or
+                     videobert_jax.eval: `--module videobert_jax.eval --
+                     --task=zeroshot --workdir W ...` (default:
                      videobert_jax.train)
   --venv DIR         virtualenv to run in [VENV] (default: .venv)
   --dry-run          print the command instead of running it

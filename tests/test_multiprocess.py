@@ -4,8 +4,9 @@ Each process gets its own CPU devices (``--xla_force_host_platform_device_count`
 ``jax.distributed`` runs on a localhost coordinator and the collectives cross the
 processes through gloo: the multi-host branches of the trainer and of k-means run
 here as they do on a pod. The processes are started by ``launch/local.sh
---processes N`` (training; ``--module videobert_jax.quantize`` for ``assign``) or
-``common.sh``'s ``run_processes`` (k-means).
+--processes N`` (training; ``--module videobert_jax.quantize`` for ``assign``,
+``--module videobert_jax.eval`` for zero-shot) or ``common.sh``'s ``run_processes``
+(k-means).
 """
 
 import glob
@@ -108,6 +109,43 @@ def test_cluster_arguments_come_from_the_environment_or_name_what_is_missing():
     distributed.initialize("yes", env={})
 
 
+def test_eval_shares_are_whole_batches_and_merge_back_in_segment_order(tmp_path):
+  from videobert_jax.eval import shards  # pylint: disable=import-outside-toplevel
+  # 11 segments in batches of 3: batches 0 and 2 to process 0, 1 and 3 to process 1.
+  assert shards.share(11, 3, 0, 2).tolist() == [0, 1, 2, 6, 7, 8]
+  assert shards.share(11, 3, 1, 2).tolist() == [3, 4, 5, 9, 10]
+  for count in (1, 2, 3, 5):
+    mine = [shards.share(11, 3, i, count).tolist() for i in range(count)]
+    assert sorted(sum(mine, [])) == list(range(11))
+  assert shards.share(2, 3, 1, 2).tolist() == []  # fewer batches than processes
+  with pytest.raises(ValueError, match="process 2 of 2"):
+    shards.share(11, 3, 2, 2)
+
+  def values(indices):  # float rows and string rows (zero-shot's ranked words)
+    return {"features": np.arange(22, dtype=np.float32).reshape(11, 2)[indices],
+            "words": np.array([[f"w{i}", "x" * i] for i in indices])}
+
+  everything = values(np.arange(11))
+  for num_items, count in ((11, 2), (2, 3)):  # the second has an empty share
+    folder = tmp_path / f"{num_items}-{count}"
+    expected = {k: v[:num_items] for k, v in everything.items()}
+    # Processes in reverse, with a barrier that does nothing: every part is
+    # written before process 0 reads them, as a real barrier makes sure.
+    for index in reversed(range(count)):
+      procs = shards.Processes(index, count, barrier=lambda name: None)
+      got = shards.map_shared(values, list(range(num_items)), 3, procs, str(folder),
+                              "test")
+      assert (got is None) == (index != 0)
+    for key, array in expected.items():
+      np.testing.assert_array_equal(got[key], array)
+    assert got["words"].tolist()[1] == ["w1", "x"]
+    assert not list(folder.iterdir())  # process 0 removed the parts
+  one = shards.map_shared(values, list(range(4)), 3, shards.Processes(), str(tmp_path), "one")
+  np.testing.assert_array_equal(one["features"], everything["features"][:4])
+  with pytest.raises(ValueError, match="part 1 of 2 has 1 rows"):
+    shards.merge([values([0, 1, 2]), values([3])], 5, 3)
+
+
 # --------------------------------------------------------------------------------- slow
 
 
@@ -120,17 +158,18 @@ def world(tmp_path_factory):
   codebook = str(root / "codebook.npz")
   workdirs.fit_codebook(os.path.join(synthetic["corpus_dir"], "features"), codebook)
   return {"root": root, "corpus": synthetic["corpus_dir"], "codebook": codebook,
-          "tfds": str(root / "tfds")}
+          "tfds": str(root / "tfds"), "annotations": synthetic["annotations"],
+          "eval_features": synthetic["eval_features_dir"]}
 
 
-def _launch(world, workdir, processes, devices, wait=True, host_input="slice"):
-  """``launch/local.sh`` training the tiny config: STEPS steps, a checkpoint every EVERY."""
+def _launch(world, workdir, processes, devices, wait=True, host_input="slice", steps=STEPS):
+  """``launch/local.sh`` training the tiny config: ``steps`` steps, a checkpoint every EVERY."""
   command = ["bash", LOCAL, "--processes", str(processes), "--devices-per-process",
              str(devices), "--workdir", str(workdir), "--corpus", world["corpus"],
              "--codebook", world["codebook"], "--", f"--host_input={host_input}",
              f"--config.data.tfds_data_dir={world['tfds']}",
-             f"--config.train.num_steps={STEPS}", f"--config.train.checkpoint_every={EVERY}",
-             "--config.train.log_every=1", f"--config.train.eval_every={STEPS}",
+             f"--config.train.num_steps={steps}", f"--config.train.checkpoint_every={EVERY}",
+             "--config.train.log_every=1", f"--config.train.eval_every={steps}",
              "--config.train.batch_size=8"]
   if not wait:
     return subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,  # pylint: disable=consider-using-with
@@ -327,3 +366,37 @@ def test_quantize_assign_on_two_processes_writes_the_one_process_files(world, tm
   for summary in summaries:
     summary.pop("seconds")
   assert summaries[0] == summaries[1]
+
+
+@pytest.mark.slow
+def test_eval_zeroshot_on_two_processes_writes_the_one_process_results(world):
+  # A 4-step tiny pretraining, then zero-shot on 1 process and on 2 x 1 device: the
+  # validation segments in batches of 2, batches shared round-robin.
+  workdir = world["root"] / "eval_run"
+  trained = _launch(world, workdir, processes=1, devices=1, steps=EVERY)
+  assert trained.returncode == 0, trained.stdout + trained.stderr
+  outputs = [workdir / "eval" / name for name in ("zeroshot.json",
+                                                  "zeroshot_predictions.jsonl")]
+
+  def evaluate(processes):
+    started = time.perf_counter()
+    result = subprocess.run(
+        ["bash", LOCAL, "--processes", str(processes), "--devices-per-process", "1",
+         "--module", "videobert_jax.eval", "--", "--task=zeroshot", f"--workdir={workdir}",
+         f"--youcook={world['annotations']}", f"--features={world['eval_features']}",
+         "--batch_size=2"], cwd=ROOT, env=_env(), capture_output=True, text=True,
+        timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    print(f"eval zeroshot on {processes} process(es): {time.perf_counter() - started:.1f} s")
+    assert result.stdout.count("Zero-shot classification,") == 1  # process 0 reports
+    return result, [path.read_bytes() for path in outputs]
+
+  _, one = evaluate(1)
+  _, two = evaluate(2)
+  assert two == one
+  results = json.loads(one[0])
+  assert results["num_segments"] > 2  # more batches than processes: both had a share
+  rows = [r["name"] for r in results["rows"]]
+  assert "VideoBERT cross-modal" in rows
+  assert "Co-occurrence (visual words x speech)" in rows  # process 0's alone
+  assert not list((workdir / "eval").glob(".*part*"))  # process 0 removed the parts

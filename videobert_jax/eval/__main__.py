@@ -14,6 +14,11 @@ Examples::
   python -m videobert_jax.eval --task=zeroshot --bundle=runs/tiny_bundle \\
       --youcook=... --features=...
 
+Several processes (``launch/local.sh --processes N --module videobert_jax.eval --
+...``, or ``--distributed=on`` on every host of a pod) split zeroshot's and
+captioning's model runs over the segments; process 0 writes the results
+(``eval.shards``). text_to_video and forecast run whole on every process.
+
 Results: ``WORKDIR/eval/<task>.json`` (and ``.html`` pages for generation); with
 ``--bundle`` (a bundle of ``python -m videobert_jax.export``, in place of
 ``--workdir`` + ``--codebook``) ``BUNDLE/eval/`` unless ``--workdir`` is given.
@@ -26,6 +31,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from videobert_jax import configs
+from videobert_jax.train import distributed
 
 TASKS = ("zeroshot", "captioning", "text_to_video", "forecast")
 FLAGS = flags.FLAGS
@@ -65,6 +71,10 @@ flags.DEFINE_integer("top_k", 3, "text_to_video/forecast: visual words shown per
 flags.DEFINE_string("frames", None, "Optional FRAMES_DIR/<video_id>/<clip>.jpg frames "
                     "for the HTML pages.")
 flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
+flags.DEFINE_enum("distributed", "auto", list(distributed.MODES),
+                  "Call jax.distributed.initialize() (several processes, as the trainer's "
+                  "flag): zeroshot and captioning then split the segments across the "
+                  "processes and process 0 writes the results.")
 flags.DEFINE_bool("skip_missing", False, "zeroshot/captioning/text_to_video --youcook: "
                   "skip videos without a feature file, or whose features end before "
                   "one of their segments starts (counted and listed in the summary and "
@@ -118,9 +128,10 @@ def _model():
           FLAGS.verbs or verbs, FLAGS.nouns or nouns)
 
 
-def run_task() -> dict:
-  """Runs the task the flags name; returns its results."""
+def run_task() -> dict | None:
+  """Runs the task the flags name; returns its results (None on processes but 0)."""
   from videobert_jax.eval import sequences  # pylint: disable=g-import-not-at-top
+  from videobert_jax.eval import shards  # pylint: disable=g-import-not-at-top
   _require("workdir", *(("youcook", "features") if FLAGS.task in ("zeroshot", "captioning")
                         else ("features",)))
   workdir, codebook, run, verbs, nouns = _model()
@@ -141,6 +152,8 @@ def run_task() -> dict:
         captioner_config=FLAGS.captioner, rows=FLAGS.rows,
         skip_missing=FLAGS.skip_missing, run=run, **common)
   from videobert_jax.eval import generation  # pylint: disable=g-import-not-at-top
+  # Not split: every process runs the whole task, and process 0 writes it.
+  common["write"] = shards.current().is_main
   if FLAGS.task == "text_to_video":
     recall = None
     if FLAGS.youcook:  # recall@5 of each validation caption against its own clips
@@ -190,21 +203,30 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from videobert_jax import quiet  # pylint: disable=g-import-not-at-top
-  if results_workdir():
-    # Orbax's restore and TFDS report at INFO: kept in WORKDIR/logs/eval.log (with
-    # the other commands' logs), off the terminal unless --verbosity=0.
-    quiet.log_to_file(quiet.run_log_path(results_workdir(), "eval"))
+  # Orbax's restore and TFDS report at INFO: kept in WORKDIR/logs/eval.log (with the
+  # other commands' logs; eval.process-N.log on the other processes), off the
+  # terminal unless --verbosity=0. Dropped until the process knows its index.
+  undo = quiet.log_to_file(None)
   quiet.import_tensorflow()  # the feature readers use it; minus its start-up lines
   from videobert_jax.corpus.reader import CorpusError  # pylint: disable=g-import-not-at-top
+  from videobert_jax.eval import shards  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval.caption_metrics import MetricsUnavailableError  # pylint: disable=g-import-not-at-top
   try:
+    distributed.initialize(FLAGS.distributed)  # before any device is touched
+    procs = shards.current()
+    undo()
+    if results_workdir():
+      quiet.log_to_file(quiet.run_log_path(
+          results_workdir(), "eval" if procs.is_main else f"eval.process-{procs.index}"))
     if not FLAGS.task:
       raise ValueError(f"--task is required: one of {', '.join(TASKS)}")
     results = run_task()
   except (CorpusError, ValueError, OSError, ImportError, MetricsUnavailableError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
-  print(_summary(results))
+  shards.finish(procs)  # no process leaves the JAX run before process 0 is done
+  if procs.is_main:
+    print(_summary(results))
 
 
 if __name__ == "__main__":

@@ -64,8 +64,12 @@ def run_captioning(workdir: str, annotations: str, features_dir: str,
                    template: str = sequences.CAPTIONING_TEMPLATE, captioner_config=None,
                    rows: Sequence[str] = tuple(r for r, _ in ROWS), batch_size: int = 32,
                    skip_missing: bool = False, progress: bool = True, write: bool = True,
-                   run=None) -> dict[str, Any]:
+                   run=None, processes=None) -> dict[str, Any] | None:
   """Trains and evaluates the captioner for each row; returns (and writes) the table.
+
+  With several processes (``eval.shards``) each computes the VideoBERT features
+  of its share of the segments; process 0 trains and scores the captioners and
+  returns the results, the others return None.
 
   Args:
     workdir: training workdir; results go to ``WORKDIR/eval/captioning.json``.
@@ -74,7 +78,9 @@ def run_captioning(workdir: str, annotations: str, features_dir: str,
     template: the text part with ``[MASK]`` slots.
     captioner_config: ``configs/captioner.py`` config (default: its get_config()).
     rows: which of ``ROWS`` to run.
+    processes: an ``eval.shards.Processes`` (default: this JAX run's).
   """
+  from videobert_jax.eval import shards  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import restore as checkpoint_lib  # pylint: disable=g-import-not-at-top
   from videobert_jax.quantize import codebook as codebook_lib  # pylint: disable=g-import-not-at-top
   unknown = set(rows) - {r for r, _ in ROWS}
@@ -82,6 +88,8 @@ def run_captioning(workdir: str, annotations: str, features_dir: str,
     raise ValueError(f"unknown captioning rows {sorted(unknown)}; choose from "
                      f"{[r for r, _ in ROWS]}")
   caption_metrics.check_available()  # fail before the slow part
+  procs = processes or shards.current()
+  progress = progress and procs.is_main
   config = captioner_config or load_captioner_config()
   run = run or checkpoint_lib.load_run(workdir, step, codebook)
   codebook_path = codebook or run.config.data.codebook
@@ -89,7 +97,10 @@ def run_captioning(workdir: str, annotations: str, features_dir: str,
     raise ValueError("no codebook: pass --codebook (the model's training config has none)")
   book = codebook_lib.load_codebook(codebook_path)
   splits, skipped = _load_splits(annotations, features_dir, book, skip_missing, progress)
-  features = _row_features(run, splits, rows, template, batch_size, progress)
+  features = _row_features(run, splits, rows, template, batch_size, progress, procs,
+                           report.results_dir(workdir))
+  if features is None:  # another process than 0: its shares are with process 0
+    return None
   table, outputs, references = _train_and_score(features, splits, rows, config, progress)
 
   results = {"task": "captioning", "workdir": os.path.abspath(workdir), "step": run.step,
@@ -123,9 +134,17 @@ def _load_splits(annotations: str, features_dir: str, book, skip_missing: bool,
 
 
 def _row_features(run, splits: dict[str, list], rows: Sequence[str], template: str,
-                  batch_size: int, progress: bool) -> dict[tuple[str, str], np.ndarray]:
-  """``(row, subset) -> [N, F]`` captioner inputs of every row asked for."""
+                  batch_size: int, progress: bool, procs=None,
+                  folder: str = "") -> dict[tuple[str, str], np.ndarray] | None:
+  """``(row, subset) -> [N, F]`` captioner inputs of every row asked for.
+
+  Each process of ``procs`` (default: one) computes the VideoBERT features of
+  its share of each subset (``eval.shards``, part files in ``folder``); None on
+  processes other than 0.
+  """
   from videobert_jax.eval import runner  # pylint: disable=g-import-not-at-top
+  from videobert_jax.eval import shards  # pylint: disable=g-import-not-at-top
+  procs = procs or shards.Processes()
   features = {}
   # The VideoBERT forward passes are the slow part: run them only when a row needs them.
   if {"videobert", "videobert_features"} & set(rows):
@@ -133,9 +152,15 @@ def _row_features(run, splits: dict[str, list], rows: Sequence[str], template: s
                                 int(run.config.data.max_seq_len), batch_size)
     text_ids = sequences.encode_template(template, run.config.data.get("vocab_path"))
     for name, items in splits.items():
-      features[("videobert", name)] = videobert_features(
-          masked, items, run.layout, text_ids, int(run.config.data.max_video_tokens),
-          progress)
+      merged = shards.map_shared(
+          lambda share: {"features": videobert_features(
+              masked, share, run.layout, text_ids, int(run.config.data.max_video_tokens),
+              progress)},
+          items, masked.batch_size, procs, folder, f"captioning-{name}")
+      if merged is not None:
+        features[("videobert", name)] = merged["features"]
+  if not procs.is_main:
+    return None
   for name, items in splits.items():
     features[("features", name)] = np.stack([s.pooled for s in items])
     if ("videobert", name) in features:

@@ -96,7 +96,7 @@ def load_run(workdir: str | os.PathLike, step: int | None = None,
     step: checkpoint step; None for the newest.
     codebook: overrides ``config.data.codebook`` (used for the initial model's
       visual rows when the trained path is not reachable here).
-    devices: devices of the mesh (default: all).
+    devices: devices of the mesh (default: this process's, ``jax.local_devices()``).
     config: the run's config, already read (a bundle's, whose paths point into
       the bundle); default ``WORKDIR/config.json``.
 
@@ -130,16 +130,21 @@ def load_run(workdir: str | os.PathLike, step: int | None = None,
 
 
 def _mesh_devices(config, devices):
-  """Devices for the mesh: all of them unless the training batch does not divide."""
+  """Devices for the mesh: this process's, as many as the batch and config allow.
+
+  This process's devices alone (all of them in a one-process run): with several
+  processes each restores its own copy of the parameters and runs the model
+  without waiting for the others (``eval.shards``).
+  """
   import jax  # pylint: disable=g-import-not-at-top
-  devices = list(jax.devices() if devices is None else devices)
+  devices = list(jax.local_devices() if devices is None else devices)
   model = int(config.mesh.model)
   data = len(devices) // model
+  if int(config.mesh.data) != -1:  # trained with a fixed data axis: at most that here
+    data = min(data, int(config.mesh.data))
   # The trainer checks the batch divides the data axis; evaluation has its own
   # batches, so shrink the device set rather than fail on a training setting.
   while data > 1 and config.train.batch_size % data:
     data -= 1
-  if int(config.mesh.data) != -1:
-    return devices[:int(config.mesh.data) * model]
   config.mesh.data = data
   return devices[:data * model]

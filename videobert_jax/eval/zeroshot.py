@@ -163,6 +163,10 @@ def predict(masked_model, examples: Sequence[sequences.Example],
   """Per protocol, the verb and noun rankings (``k`` best) at each example's two slots."""
   slots = [list(mask_slots(e)) for e in examples]
   ids = candidates.ids
+  # Whole model batches per chunk: a process's share (eval.shards) is then batched
+  # as in a one-process run.
+  batch = getattr(masked_model, "batch_size", 1)
+  chunk = max(chunk // batch, 1) * batch
   out = {p: ([], []) for p in PROTOCOLS}
   for start in range(0, len(examples), chunk):
     logits = masked_model.run(examples[start:start + chunk], slots[start:start + chunk],
@@ -256,13 +260,25 @@ def protocol_rows(name: str, ranked: dict[str, tuple[list, list]], segs: _Segmen
   return rows
 
 
-def _model_rows(setup: _Setup, segs: _Segments, batch_size: int, progress: bool):
-  """The language-prior and cross-modal rows; returns (rows, predictions)."""
+def _model_rows(setup: _Setup, segs: _Segments, batch_size: int, progress: bool,
+                procs, folder: str):
+  """The language-prior and cross-modal rows; returns (rows, predictions).
+
+  The cross-modal inputs are split across ``procs`` (``eval.shards``); processes
+  other than 0 return ``(None, None)`` once their share is handed over.
+  """
   from videobert_jax.eval import runner  # pylint: disable=g-import-not-at-top
   run, layout, cands = setup.run, setup.run.layout, setup.candidates
   masked = runner.MaskedModel(run.model, run.params, run.mesh, setup.seq_len, batch_size)
   text_only = sequences.assemble(setup.text_ids, None, layout, setup.seq_len)
   mask_slots(text_only)  # fail early on a template without two slots
+  examples = [sequences.assemble(setup.text_ids, layout.visual_ids(s.visual_words),
+                                 layout, setup.seq_len, setup.max_video)
+              for s in segs.val]
+  ranked = _shared_predict(masked, examples, cands, procs, folder,
+                           "zero-shot" if progress else None)
+  if ranked is None:
+    return None, None
   rows = []
   initial = runner.MaskedModel(run.model, run.initial_params(), run.mesh, setup.seq_len,
                                batch_size)
@@ -271,12 +287,25 @@ def _model_rows(setup: _Setup, segs: _Segments, batch_size: int, progress: bool)
     rows += protocol_rows(name, predict(model, [text_only], cands), segs, cands.open,
                           repeat=len(segs.val))
   del initial
-  examples = [sequences.assemble(setup.text_ids, layout.visual_ids(s.visual_words),
-                                 layout, setup.seq_len, setup.max_video)
-              for s in segs.val]
-  ranked = predict(masked, examples, cands, desc="zero-shot" if progress else None)
   rows += protocol_rows("VideoBERT cross-modal", ranked, segs, cands.open)
   return rows, {"cross_modal": ranked}
+
+
+def _shared_predict(masked, examples, cands: SlotCandidates, procs, folder: str,
+                    desc: str | None):
+  """``predict`` of every example, each process ranking its share; None but on 0."""
+  from videobert_jax.eval import shards  # pylint: disable=g-import-not-at-top
+
+  def ranked_arrays(share):
+    ranked = predict(masked, share, cands, desc=desc)
+    # Names as string arrays [n, k], one per protocol and slot (0 verb, 1 noun).
+    return {f"{p}.{slot}": np.array(ranked[p][slot]) for p in PROTOCOLS for slot in (0, 1)}
+
+  merged = shards.map_shared(ranked_arrays, examples, masked.batch_size, procs, folder,
+                             "zeroshot-cross-modal")
+  if merged is None:
+    return None
+  return {p: tuple(merged[f"{p}.{slot}"].tolist() for slot in (0, 1)) for p in PROTOCOLS}
 
 
 def _cooccurrence_rows(setup: _Setup, segs: _Segments, vocabulary, corpus_dir,
@@ -331,8 +360,12 @@ def run_zeroshot(workdir: str, annotations: str, features_dir: str,
                  batch_size: int = 32, supervised: bool = True,
                  cooccurrence: bool = True, corpus_dir: str | None = None,
                  skip_missing: bool = False, progress: bool = True,
-                 write: bool = True, run=None) -> dict[str, Any]:
+                 write: bool = True, run=None, processes=None) -> dict[str, Any] | None:
   """Evaluates zero-shot classification; returns (and writes) the table as a dict.
+
+  With several processes (``eval.shards``) each scores its share of the
+  validation segments and process 0 does the rest and returns the results;
+  the others return None.
 
   Args:
     workdir: the training workdir (checkpoints, config.json); results go to
@@ -351,12 +384,19 @@ def run_zeroshot(workdir: str, annotations: str, features_dir: str,
     progress: tqdm bars.
     write: write the JSON files.
     run: an already restored ``checkpoint.Run`` (skips restoring).
+    processes: an ``eval.shards.Processes`` (default: this JAX run's).
   """
+  from videobert_jax.eval import shards  # pylint: disable=g-import-not-at-top
+  procs = processes or shards.current()
+  progress = progress and procs.is_main
   vocabulary = labels_lib.load_vocabulary(verbs_path, nouns_path)
   setup = _setup(workdir, codebook, step, template, vocabulary, run)
   segs = _load_segments(annotations, features_dir, setup.book, vocabulary, supervised,
                         skip_missing, progress)
-  rows, predictions = _model_rows(setup, segs, batch_size, progress)
+  rows, predictions = _model_rows(setup, segs, batch_size, progress, procs,
+                                  report.results_dir(workdir))
+  if rows is None:  # another process than 0: its share is with process 0
+    return None
   cooc_info = {"available": False, "reason": "not requested"}
   if cooccurrence:
     more, ranked, cooc_info = _cooccurrence_rows(setup, segs, vocabulary, corpus_dir,

@@ -348,7 +348,7 @@ def load_run(path: str, step: int | None = None, devices=None, verify: bool = Tr
   # when they divide by the trained model axis.
   config.mesh.data = -1
   import jax  # pylint: disable=g-import-not-at-top
-  if len(devices if devices is not None else jax.devices()) % int(config.mesh.model):
+  if len(devices if devices is not None else jax.local_devices()) % int(config.mesh.model):
     config.mesh.model = 1
   run = restore.load_run(local, step if step is not None else manifest["step"],
                          devices=devices, config=config)
