@@ -7,7 +7,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from videobert_jax.quantize import bounded, feed, kmeans
+from videobert_jax.quantize import bounded, feed, kmeans, seeding
 
 
 def _blobs(n=3000, dim=16, centers=8, std=1.0, seed=0):
@@ -188,8 +188,10 @@ def test_kmeans_parallel_seeding_matches_greedy_kmeans_plus_plus():
   x, _ = _blobs(n=6000, dim=32, centers=40, std=2.0)
   k, fit = 32, dict(max_iter=300, tol=1e-6)
   new, old, sk = [], [], []
+  parallel = seeding.INIT_ROUNDS  # k = 32 would seed greedily by default
   for seed in range(3):
-    ours = kmeans.fit_kmeans(x, k, seed=seed, **fit)
+    start = kmeans.initial_centroids(x, k, seed, rounds=parallel)
+    ours = kmeans.fit_kmeans(x, k, init=start, **fit)
     new.append(kmeans.assign_nearest(x, ours.centroids)[1])
     greedy = kmeans.initial_centroids(x, k, seed, rounds=0)
     old.append(kmeans.assign_nearest(x, kmeans.fit_kmeans(x, k, init=greedy, **fit).centroids)[1])
@@ -197,10 +199,13 @@ def test_kmeans_parallel_seeding_matches_greedy_kmeans_plus_plus():
   assert sum(new) <= 1.01 * sum(old), (new, old)
   assert sum(new) <= 1.01 * sum(sk), (new, sk)
   # Deterministic for a seed; another seed seeds differently.
-  first = kmeans.initial_centroids(x, k, 0)
-  np.testing.assert_array_equal(first, kmeans.initial_centroids(x, k, 0))
-  assert not np.array_equal(first, kmeans.initial_centroids(x, k, 1))
+  first = kmeans.initial_centroids(x, k, 0, rounds=parallel)
+  np.testing.assert_array_equal(first, kmeans.initial_centroids(x, k, 0, rounds=parallel))
+  assert not np.array_equal(first, kmeans.initial_centroids(x, k, 1, rounds=parallel))
   assert not np.array_equal(first, kmeans.initial_centroids(x, k, 0, rounds=0))
+  # The default: greedy below seeding.PARALLEL_MIN_K clusters (the paper's k = 12 tree).
+  np.testing.assert_array_equal(kmeans.initial_centroids(x, k, 0),
+                                kmeans.initial_centroids(x, k, 0, rounds=0))
 
 
 def test_kmeans_parallel_row_blocks_change_nothing(monkeypatch):

@@ -332,13 +332,14 @@ def _zero_accumulators(mesh, num_chunks: int, k: int, dim: int):
 def initial_centroids(rows: np.ndarray, k: int, seed: int,
                       init_sample_size: int | None = None,
                       num_init_trials: int | None = None,
-                      rounds: int = seeding.INIT_ROUNDS) -> np.ndarray:
+                      rounds: int | None = None) -> np.ndarray:
   """``fit_kmeans``'s seeded start on an array, as one process picks it.
 
   For several processes that each hold all of ``rows`` but feed only a share:
   passed as ``init``, their fit starts where a one-process fit of ``rows`` does
   (``_initial_centroids`` would seed from the processes' own samples instead).
-  ``rounds=0`` gives greedy k-means++ on the sample instead of k-means||.
+  ``rounds=0`` gives greedy k-means++ on the sample instead of k-means||; ``None``
+  chooses by k (``seeding.PARALLEL_MIN_K``).
   """
   size = init_sample_size or max(INIT_ROWS_PER_CLUSTER * k, MIN_INIT_ROWS)
   if rows.shape[0] > size:  # DataFeed.sample's choice for an array
