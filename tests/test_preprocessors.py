@@ -349,6 +349,23 @@ def test_alignment_pairs_mlm_switch(alignment_pairs_mlm, expected):
   assert (out["alignment_weight"], out["mlm_weight"]) == (0.0, 1.0)
 
 
+def test_validation_pairs_score_every_sentence_both_ways_without_masked_loss():
+  # The alignment validation task (paired=True): each example with another video
+  # pooled comes out aligned and negative, alignment only; exactly half negatives.
+  spec = make_spec()
+  examples = [pair(f"v{i % 5}", [110 + i], [i % 9, 2]) for i in range(60)]
+  ds = pp.select_features(dataset(examples), spec=spec)
+  with seqio.utils.map_seed_manager(0):
+    ds = negatives_lib.alignment_negatives(ds, spec=spec, paired=True)
+    out = list(pp.assemble(ds, spec=spec, objective=batch_lib.VIDEO_TEXT).as_numpy_iterator())
+  assert len(out) == 2 * (len(examples) - 1)  # the first example has no other video yet
+  assert [ex["alignment_label"] for ex in out] == [1, 0] * (len(out) // 2)
+  assert all(ex["alignment_weight"] == 1.0 and ex["mlm_weight"] == 0.0 for ex in out)
+  for positive, negative in zip(out[::2], out[1::2]):
+    np.testing.assert_array_equal(positive["input_ids"][:2], negative["input_ids"][:2])
+    assert negative["video_source_id"] != negative["video_id"]
+
+
 def test_video_masking_hides_every_visual_word_outside_alignment():
   # data.video_mask_rate: aligned pairs outside alignment mask all their visual
   # words as [MASK] (text-to-video), before action masking takes the rest.

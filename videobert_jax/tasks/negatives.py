@@ -102,38 +102,27 @@ def alignment_negatives(dataset: tf.data.Dataset, spec: SequenceSpec,
 
   dataset = dataset.scan(initial, step)
   if paired:
-    return _both_ways(dataset)
-  return _both_ways_when_drawn(dataset) if spec.paired_negatives else dataset
+    return _both_ways(dataset.filter(lambda ex: ex["_has_other"]), validation=True)
+  return _both_ways(dataset, validation=False) if spec.paired_negatives else dataset
 
 
-def _both_ways(dataset: tf.data.Dataset) -> tf.data.Dataset:
-  """Each pooled example as an aligned and a negative alignment-only pair."""
+def _both_ways(dataset: tf.data.Dataset, validation: bool) -> tf.data.Dataset:
+  """Each alignment draw as an aligned and a negative pair; other examples once.
 
-  def split(ex):
-    base = {k: v for k, v in ex.items() if not k.startswith("_")}
-    base.update(alignment_example=tf.constant(True), alignment_only=tf.constant(True))
-    aligned = {**base, "video_source_id": ex["video_id"],
-               "alignment_label": tf.constant(1, tf.int32)}
-    negative = {**base, "video_ids": ex["_other_video_ids"],
-                "video_source_id": ex["_other_source_id"],
-                "alignment_label": tf.constant(0, tf.int32)}
-    both = tf.data.Dataset.from_tensors(aligned).concatenate(
-        tf.data.Dataset.from_tensors(negative))
-    return both
-
-  return dataset.filter(lambda ex: ex["_has_other"]).flat_map(split)
-
-
-def _both_ways_when_drawn(dataset: tf.data.Dataset) -> tf.data.Dataset:
-  """Training: alignment draws as an aligned and a negative pair, the rest once.
-
-  The aligned copy keeps its masked-token loss (random masking, never action
-  masking: ``mask_tokens`` sees ``alignment_weight`` 1); the negative has none.
+  ``validation``: every example (all have another video pooled) comes out both
+  ways, alignment only (no masked-token loss). Training: examples drawn for
+  alignment with another video pooled come out both ways; the aligned copy's
+  masked-token loss is then ``alignment_pairs_mlm``'s to keep (``assemble``),
+  and the other examples come out once, aligned and outside alignment.
   """
 
   def split(ex):
     base = {k: v for k, v in ex.items() if not k.startswith("_")}
-    both = ex["_is_alignment"] & ex["_has_other"]
+    if validation:
+      both = tf.constant(True)
+      base["alignment_only"] = tf.constant(True)
+    else:
+      both = ex["_is_alignment"] & ex["_has_other"]
     aligned = {**base, "video_source_id": ex["video_id"],
                "alignment_label": tf.constant(1, tf.int32), "alignment_example": both}
     negative = {**base, "video_ids": ex["_other_video_ids"],
