@@ -1,4 +1,4 @@
-"""``python -m videobert_jax.eval --task=zeroshot|captioning|text_to_video|forecast``.
+"""``python -m videobert_jax.eval --task=zeroshot|captioning|text_to_video|forecast|alignment``.
 
 Examples::
 
@@ -13,11 +13,16 @@ Examples::
       --video=VIDEO_ID --time=30 --features=youcook/features
   python -m videobert_jax.eval --task=zeroshot --bundle=runs/tiny_bundle \\
       --youcook=... --features=...
+  python -m videobert_jax.eval --task=alignment --workdir=runs/tiny
 
 Several processes (``launch/local.sh --processes N --module videobert_jax.eval --
 ...``, or ``--distributed=on`` on every host of a pod) split zeroshot's and
 captioning's model runs over the segments; process 0 writes the results
-(``eval.shards``). text_to_video and forecast run whole on every process.
+(``eval.shards``). text_to_video, forecast and alignment run whole on every process.
+
+``alignment`` reads the run's own validation alignment pairs (its pretraining
+datasets, no ``--features``): accuracy split by whether the text names a label
+verb or noun, beside a counting reference on the same pairs (``eval.alignment``).
 
 Results: ``WORKDIR/eval/<task>.json`` (and ``.html`` pages for generation); with
 ``--bundle`` (a bundle of ``python -m videobert_jax.export``, in place of
@@ -33,7 +38,7 @@ from ml_collections import config_flags
 from videobert_jax import configs
 from videobert_jax.train import distributed
 
-TASKS = ("zeroshot", "captioning", "text_to_video", "forecast")
+TASKS = ("zeroshot", "captioning", "text_to_video", "forecast", "alignment")
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("task", None, TASKS, "Which evaluation to run.")
 flags.DEFINE_string("workdir", None, "Training workdir (config.json, checkpoints/); "
@@ -132,6 +137,15 @@ def run_task() -> dict | None:
   """Runs the task the flags name; returns its results (None on processes but 0)."""
   from videobert_jax.eval import sequences  # pylint: disable=g-import-not-at-top
   from videobert_jax.eval import shards  # pylint: disable=g-import-not-at-top
+  if FLAGS.task == "alignment":
+    if not FLAGS.workdir:  # a bundle has no pretraining datasets to draw pairs from
+      raise ValueError("--task=alignment needs --workdir: a training run, whose "
+                       "validation alignment pairs it scores")
+    from videobert_jax.eval import alignment  # pylint: disable=g-import-not-at-top
+    return alignment.run_alignment(FLAGS.workdir, step=FLAGS.checkpoint,
+                                   batch_size=FLAGS.batch_size, verbs_path=FLAGS.verbs,
+                                   nouns_path=FLAGS.nouns,
+                                   write=shards.current().is_main)
   _require("workdir", *(("youcook", "features") if FLAGS.task in ("zeroshot", "captioning")
                         else ("features",)))
   workdir, codebook, run, verbs, nouns = _model()
