@@ -69,3 +69,19 @@ def test_default_demo_learns_the_video_language_link_on_an_unseen_world(tmp_path
   # Text-to-video reads the text (#16's bar: 2x the text-blind frequency prior).
   recall = results["text-to-video recall"]
   assert recall["model_recall"] >= 2 * recall["prior_recall"]
+
+
+def test_rerun_reuses_the_synthesized_world_so_its_datasets_still_match(tmp_path):
+  """A second `make demo` must not rewrite the corpus: the TFDS datasets' fingerprints
+  include the corpus files' times, and a rewritten corpus made the rerun refuse them."""
+  first = demo.synthesize_world(str(tmp_path), 3, 4, 16, seed=2)
+  index = os.path.join(first["corpus_dir"], "videos.jsonl")
+  stamp = os.stat(index).st_mtime_ns
+  again = demo.synthesize_world(str(tmp_path), 3, 4, 16, seed=2)
+  assert os.stat(index).st_mtime_ns == stamp and again["reused"]
+  assert again["corpus_dir"] == first["corpus_dir"]
+  assert again["youcook_dir"] == first["youcook_dir"]
+  assert again["videos"] == first["videos"] == 3
+  # Other arguments synthesize afresh.
+  other = demo.synthesize_world(str(tmp_path), 3, 4, 16, seed=3)
+  assert "reused" not in other and other["seed"] == 3

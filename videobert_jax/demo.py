@@ -19,6 +19,8 @@ lines (Orbax, TFDS) go to ``WORKDIR/logs/demo.log``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 import time
@@ -32,13 +34,49 @@ from videobert_jax.stages import Stages
 DEMO_STEPS = 1500
 
 
+def existing_world(out_dir: str, num_videos: int, num_eval_videos: int,
+                   feature_dim: int, seed: int) -> dict | None:
+  """The summary of a world already synthesized in ``out_dir`` with these arguments.
+
+  ``world.json`` is written last, so its presence means a complete world. Reusing it
+  keeps the corpus files' times, which the TFDS datasets' fingerprints include: a
+  rewritten (byte-identical) corpus would make a rerun refuse its own datasets.
+  """
+  from videobert_jax.synthetic import world as world_lib
+  path = os.path.join(out_dir, "world.json")
+  try:
+    with open(path, encoding="utf-8") as f:
+      described = json.load(f)
+  except (OSError, ValueError):
+    return None
+  counts = described.get("counts", {})
+  if (described.get("seed"), described.get("feature_dim"), counts.get("videos"),
+      counts.get("eval_videos"), described.get("config")) != (
+          seed, feature_dim, num_videos, num_eval_videos,
+          json.loads(json.dumps(dataclasses.asdict(world_lib.WorldConfig())))):
+    return None
+  paths = described["paths"]
+  return {"out_dir": out_dir, "corpus_dir": os.path.join(out_dir, paths["corpus"]),
+          "youcook_dir": os.path.join(out_dir, os.path.dirname(paths["annotations"])),
+          "annotations": os.path.join(out_dir, paths["annotations"]),
+          "eval_features_dir": os.path.join(out_dir, paths["eval_features"]),
+          "world": path, "seed": seed, "feature_dim": feature_dim, "reused": True,
+          **counts}
+
+
 def synthesize_world(workdir: str, num_videos: int, num_eval_videos: int,
                      feature_dim: int, seed: int) -> dict:
-  """Writes the synthetic world into ``workdir/world`` and returns its summary."""
+  """Writes the synthetic world into ``workdir/world`` (or reuses the same one there)
+  and returns its summary."""
   from videobert_jax.synthetic import synthesize
-  summary = synthesize.synthesize(os.path.join(workdir, "world"), num_videos=num_videos,
-                                  num_eval_videos=num_eval_videos,
-                                  feature_dim=feature_dim, seed=seed)
+  out_dir = os.path.join(workdir, "world")
+  summary = existing_world(out_dir, num_videos, num_eval_videos, feature_dim, seed)
+  if summary is not None:
+    print(f"   reusing the world synthesized earlier with the same arguments ({out_dir})")
+  else:
+    summary = synthesize.synthesize(out_dir, num_videos=num_videos,
+                                    num_eval_videos=num_eval_videos,
+                                    feature_dim=feature_dim, seed=seed)
   print(f"   corpus: {summary['corpus_dir']}")
   print(f"   eval set: {summary['youcook_dir']}")
   return summary
@@ -302,7 +340,14 @@ def main(argv=None) -> int:
   # Orbax's and TFDS's INFO lines (every stage's) go to WORKDIR/logs/demo.log.
   with quiet.info_to_file(quiet.run_log_path(args.workdir, "demo"),
                           info_on_terminal=args.verbose):
-    corpus_dir = _run_stages(args, parser, stages)
+    try:
+      corpus_dir = _run_stages(args, parser, stages)
+    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+      # Bad input, or a workdir left by other settings or another version (its
+      # datasets or training run refuse the new config): one line, nothing deleted.
+      print(f"error: {e}\n(the demo's stages reuse what {args.workdir} holds; give "
+            "another --workdir to start afresh)", file=sys.stderr)
+      return 1
   _report(args, corpus_dir, stages, start)
   return 0
 
