@@ -71,9 +71,10 @@ def test_default_demo_learns_the_video_language_link_on_an_unseen_world(tmp_path
   assert recall["model_recall"] >= 2 * recall["prior_recall"]
 
 
-def test_rerun_reuses_the_synthesized_world_so_its_datasets_still_match(tmp_path):
-  """A second `make demo` must not rewrite the corpus: the TFDS datasets' fingerprints
-  include the corpus files' times, and a rewritten corpus made the rerun refuse them."""
+def test_rerun_reuses_the_world_and_codebook_so_its_datasets_still_match(tmp_path):
+  """A second `make demo` must not rewrite the corpus or the codebook: the TFDS
+  datasets' fingerprints include their file times, and rewritten ones made the rerun
+  refuse its own datasets."""
   first = demo.synthesize_world(str(tmp_path), 3, 4, 16, seed=2)
   index = os.path.join(first["corpus_dir"], "videos.jsonl")
   stamp = os.stat(index).st_mtime_ns
@@ -82,6 +83,15 @@ def test_rerun_reuses_the_synthesized_world_so_its_datasets_still_match(tmp_path
   assert again["corpus_dir"] == first["corpus_dir"]
   assert again["youcook_dir"] == first["youcook_dir"]
   assert again["videos"] == first["videos"] == 3
-  # Other arguments synthesize afresh.
+  # The codebook too (the video datasets' fingerprints include its file time).
+  book = str(tmp_path / "codebook.npz")
+  fitted = demo.fit_codebook(first["corpus_dir"], book, 1, 4, seed=0)
+  book_stamp = os.stat(book).st_mtime_ns
+  assert demo.fit_codebook(first["corpus_dir"], book, 1, 4, seed=0)["reused"]
+  assert os.stat(book).st_mtime_ns == book_stamp
+  assert "reused" not in demo.fit_codebook(first["corpus_dir"], book, 1, 3, seed=0)
+  assert fitted["num_words"] == 4
+  # Other arguments synthesize afresh, and the codebook of the old world is refitted.
   other = demo.synthesize_world(str(tmp_path), 3, 4, 16, seed=3)
   assert "reused" not in other and other["seed"] == 3
+  assert "reused" not in demo.fit_codebook(other["corpus_dir"], book, 1, 3, seed=0)

@@ -124,10 +124,35 @@ def text_statistics(corpus_dir: str, vocab_path: str | None) -> dict:
   return stats
 
 
+def existing_codebook(corpus_dir: str, out_path: str, levels: int, clusters: int,
+                      seed: int) -> dict | None:
+  """The summary of a codebook fitted earlier to this corpus with these settings.
+
+  Only when it is newer than the corpus index: a refit (same bytes, new time) would
+  make the video datasets' fingerprints refuse a rerun, as a rewritten corpus would.
+  """
+  from videobert_jax.corpus import reader
+  summary_path = os.path.splitext(out_path)[0] + ".json"
+  try:
+    with open(summary_path, encoding="utf-8") as f:
+      summary = json.load(f)
+    fresh = os.path.getmtime(out_path) >= os.path.getmtime(reader.index_path(corpus_dir))
+  except (OSError, ValueError):
+    return None
+  same = (summary.get("corpus"), summary.get("levels"), summary.get("clusters"),
+          summary.get("seed")) == (os.path.abspath(corpus_dir), levels, clusters, seed)
+  return {**summary, "reused": True} if same and fresh else None
+
+
 def fit_codebook(corpus_dir: str, out_path: str, levels: int, clusters: int,
                  seed: int) -> dict:
-  """Fits the hierarchical k-means codebook (what ``quantize fit`` runs)."""
+  """Fits the hierarchical k-means codebook (what ``quantize fit`` runs), or reuses
+  the one fitted earlier with the same settings."""
   from videobert_jax.quantize import fit_corpus
+  summary = existing_codebook(corpus_dir, out_path, levels, clusters, seed)
+  if summary is not None:
+    print(f"   reusing the codebook fitted earlier with the same settings ({out_path})")
+    return summary
   return fit_corpus.fit_corpus_codebook(corpus_dir, out_path, levels, clusters, seed=seed)
 
 
