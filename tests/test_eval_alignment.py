@@ -67,12 +67,7 @@ def test_measure_refuses_no_pairs():
 def test_eval_alignment_scores_the_validation_pairs_both_ways(tmp_path):
   from videobert_jax.testing import workdirs as testing
   from videobert_jax.tasks import pipeline
-  world = testing.synthetic_world(str(tmp_path / "world"), num_videos=6)
-  book = testing.fit_codebook(world["eval_features_dir"], str(tmp_path / "cb.npz"))
-  config = testing.tiny_config(str(tmp_path / "cb.npz"), book.num_words)
-  config.data.corpus_dir = world["corpus_dir"]
-  config.data.tfds_data_dir = str(tmp_path / "tfds")
-  config.data.validation_percent = 50.0
+  _, config = testing.world_config(str(tmp_path))
   workdir = testing.untrained_workdir(str(tmp_path / "run"), config)
 
   result = alignment.run_alignment(workdir)

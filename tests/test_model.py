@@ -106,6 +106,45 @@ def test_masked_position_head_equals_full_sequence_head(model_and_params):
   assert np.isfinite(loss) and metrics["text/predictions"] > 0
 
 
+def test_corpus_vocabulary_ranks_only_its_ids_and_scores_them_as_the_full_head(
+    model_and_params):
+  model, variables = model_and_params
+  batch = make_batch()
+  used = np.unique(np.concatenate([np.asarray(batch["input_ids"]).ravel(),
+                                   np.asarray(batch["masked_ids"]).ravel()]))
+  ids = sorted(set(used.tolist()) | set(range(2000, 2040)))
+  ranked = VideoBert(tiny_model_config(mlm_vocab="corpus", mlm_vocab_ids=ids))
+  outputs = apply(ranked, variables, batch, deterministic=True)
+  reference = apply(model, variables, batch, deterministic=True)
+  # Same parameters, same logits on the ranked ids, nothing else computed.
+  assert outputs["mlm_logits"].shape == (B, P, len(ids))
+  np.testing.assert_allclose(outputs["mlm_logits"],
+                             np.asarray(reference["mlm_logits"])[..., ids], rtol=1e-5,
+                             atol=1e-5)
+  # Targets become indices among the ranked ids; the loss is the softmax over them.
+  np.testing.assert_array_equal(np.asarray(ids)[np.asarray(outputs["mlm_targets"])],
+                                batch["masked_ids"])
+  _, metrics = losses.pretraining_loss(outputs, batch, WEIGHTS)
+  logp = jax.nn.log_softmax(np.asarray(reference["mlm_logits"])[..., ids])
+  expected = -np.take_along_axis(logp, np.asarray(outputs["mlm_targets"])[..., None], -1)
+  in_text = np.asarray(batch["masked_weights"]) * (
+      np.asarray(batch["objective"])[:, None] == batch_lib.TEXT)
+  np.testing.assert_allclose(metrics["text/mlm_loss_sum"],
+                             (expected[..., 0] * in_text).sum(), rtol=1e-5)
+  # Inference logits stay indexed by token id, the unranked ids far below the rest.
+  full = apply(ranked, variables, outputs["hidden"], batch["masked_positions"],
+               method=VideoBert.mlm_logits_at)
+  np.testing.assert_allclose(np.asarray(full)[..., ids], outputs["mlm_logits"], rtol=1e-6)
+  assert np.asarray(full)[..., 1999].max() < -1e8
+
+
+def test_unsorted_vocabulary_ids_are_refused(model_and_params):
+  _, variables = model_and_params
+  ranked = VideoBert(tiny_model_config(mlm_vocab_ids=[5, 3]))
+  with pytest.raises(ValueError, match="sorted, distinct"):
+    apply(ranked, variables, make_batch(), deterministic=True)
+
+
 def test_padding_does_not_change_real_tokens(model_and_params):
   model, variables = model_and_params
   batch = make_batch()

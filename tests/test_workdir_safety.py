@@ -34,6 +34,18 @@ def test_a_different_model_is_refused_before_anything_is_written(tmp_path):
   assert files.file_bytes(tmp_path) == before
 
 
+def test_a_workdir_from_before_a_field_was_added_still_matches():
+  config = tiny_config()
+  saved = json.loads(config.to_json_best_effort())
+  del saved["model"]["mlm_vocab"], saved["model"]["mlm_vocab_ids"]  # an older config.json
+  assert workdir_lib.config_differences(saved, config) == []
+  config.model.mlm_vocab = "corpus"  # not what the older run did
+  config.model.mlm_vocab_ids = list(range(500))
+  differences = workdir_lib.config_differences(saved, config)
+  assert differences[0].startswith("model.mlm_vocab='full' in the workdir")
+  assert "..., 500 items in the config" in differences[1]  # long lists cut short
+
+
 def test_paths_in_config_json_are_absolute(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   config = tiny_config()

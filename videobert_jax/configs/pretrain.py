@@ -101,6 +101,12 @@ def _model_config(arg: str) -> ml_collections.ConfigDict:
   # from scratch, where frozen random tables would cap what it can learn.
   model.freeze_embeddings = not tiny
   model.text_vocab_size = 30522  # BERT uncased WordPieces
+  # Which ids the masked-token softmax ranks: "full" (every row) or "corpus" (the
+  # WordPieces of the run's datasets, specials, [>] and visual words; tasks/
+  # mlm_vocabulary.py): a tiny step ~3x cheaper, but at 1,500 steps it learned
+  # alignment more slowly on the dev world, so it is a lever (docs/training.md).
+  model.mlm_vocab = "full"
+  model.mlm_vocab_ids = ml_collections.config_dict.placeholder(list)  # None: the trainer fills it
   model.num_visual_words = ml_collections.config_dict.placeholder(int)  # None: codebook
   return model
 

@@ -17,10 +17,16 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from videobert_jax import tokens
 from videobert_jax.models import heads
 from videobert_jax.models import layers
+
+# The logit of an id the masked-token softmax does not rank (``model.mlm_vocab_ids``):
+# far below any real logit, so it gets no probability, yet finite (no inf - inf).
+NOT_RANKED = -1e9
+
 
 class Embeddings(nn.Module):
   """Word + position + token-type embeddings, LayerNorm, dropout."""
@@ -247,7 +253,7 @@ class VideoBert(nn.Module):
                        f"num_heads {cfg.num_heads}")
     self.embeddings = Embeddings(cfg, vocab_size=vocab_size)
     self.encoder = Encoder(cfg)
-    self.mlm_head = heads.MlmHead(cfg, vocab_size=vocab_size)
+    self.mlm_head = heads.MlmHead(cfg, vocab_size=vocab_size, vocab_ids=self.mlm_vocab_ids)
     self.alignment_head = heads.AlignmentHead(cfg)
 
   def encode(self, input_ids, token_type_ids, attention_mask, *, deterministic: bool,
@@ -261,9 +267,34 @@ class VideoBert(nn.Module):
     mask = attention_mask_of(attention_mask, segment_ids)
     return self.encoder(x, mask, deterministic=deterministic)
 
+  @property
+  def mlm_vocab_ids(self) -> tuple[int, ...] | None:
+    """The token ids the masked-token softmax ranks (None: every row of the table).
+
+    The trainer fills ``model.mlm_vocab_ids`` as ``model.mlm_vocab`` asks
+    (``tasks.mlm_vocabulary``); a model built before that ranks every row.
+    """
+    ids = self.config.get("mlm_vocab_ids")
+    if ids is None:
+      return None
+    ids = tuple(int(i) for i in ids)
+    if list(ids) != sorted(set(ids)) or ids[0] < 0 or ids[-1] >= self.layout.vocab_size:
+      raise ValueError(f"model.mlm_vocab_ids must be sorted, distinct ids in "
+                       f"[0, {self.layout.vocab_size})")
+    return ids
+
   def mlm_logits_at(self, hidden, positions):
-    """Masked-token logits [B, P, V] (float32) at ``positions`` [B, P] only."""
-    return self.mlm_head(hidden, positions, self.embeddings.word.embedding)
+    """Masked-token logits [B, P, V] (float32) at ``positions`` [B, P] only.
+
+    Always over the whole table (ids outside ``mlm_vocab_ids`` get ``NOT_RANKED``),
+    so evaluation indexes logits by token id whatever the softmax ranked.
+    """
+    logits = self.mlm_head(hidden, positions, self.embeddings.word.embedding)
+    ids = self.mlm_vocab_ids
+    if ids is None:
+      return logits
+    full = jnp.full(logits.shape[:-1] + (self.layout.vocab_size,), NOT_RANKED, logits.dtype)
+    return full.at[..., jnp.asarray(ids, jnp.int32)].set(logits)
 
   def alignment_logits(self, hidden, cls_positions=None):
     """Alignment logits (float32) from ``[CLS]``: [B, 2] at position 0, or
@@ -276,6 +307,15 @@ class VideoBert(nn.Module):
                          batch["attention_mask"], deterministic=deterministic,
                          segment_ids=batch.get("segment_ids"),
                          positions=batch.get("positions"))
-    return {"mlm_logits": self.mlm_logits_at(hidden, batch["masked_positions"]),
-            "alignment_logits": self.alignment_logits(hidden, batch.get("cls_positions")),
-            "hidden": hidden}
+    out = {"alignment_logits": self.alignment_logits(hidden, batch.get("cls_positions")),
+           "hidden": hidden}
+    ids = self.mlm_vocab_ids
+    # Training and eval steps: logits over the ranked ids only, with the targets as
+    # indices among them (an id outside them, never one of the run's data, maps to 0).
+    out["mlm_logits"] = self.mlm_head(hidden, batch["masked_positions"],
+                                      self.embeddings.word.embedding)
+    if ids is not None:
+      index = np.zeros(self.layout.vocab_size, np.int32)
+      index[list(ids)] = np.arange(len(ids), dtype=np.int32)
+      out["mlm_targets"] = jnp.asarray(index)[batch["masked_ids"]]
+    return out

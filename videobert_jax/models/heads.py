@@ -24,14 +24,22 @@ def gather_positions(hidden, positions):
 
 
 class MlmHead(nn.Module):
-  """Dense + GELU + LayerNorm, then logits through the tied embedding table."""
+  """Dense + GELU + LayerNorm, then logits through the tied embedding table.
+
+  ``vocab_ids`` (sorted token ids, or None for all ``vocab_size`` rows): the
+  candidates the softmax ranks. A model trained from scratch on one corpus can only
+  ever predict the WordPieces that corpus holds, so ranking the rest (30K of them
+  against a few hundred in use on a small corpus) is work without effect; the
+  parameters keep their full shapes either way.
+  """
 
   config: Any
   vocab_size: int
+  vocab_ids: tuple[int, ...] | None = None
 
   @nn.compact
   def __call__(self, hidden, positions, embedding_table):
-    """Returns float32 logits [B, P, V] at ``positions``."""
+    """Returns float32 logits [B, P, V] at ``positions`` (V: ``vocab_ids`` or all rows)."""
     cfg = self.config
     dtype, param_dtype = jnp.dtype(cfg.dtype), jnp.dtype(cfg.param_dtype)
     x = gather_positions(hidden, positions)
@@ -45,6 +53,9 @@ class MlmHead(nn.Module):
                       param_dtype)
     # Inputs in the compute dtype, accumulation and result in float32: the loss
     # needs float32 logits and this avoids a separate [B, P, V] cast.
+    if self.vocab_ids is not None:
+      ids = jnp.asarray(self.vocab_ids, jnp.int32)
+      embedding_table, bias = jnp.take(embedding_table, ids, axis=0), bias[ids]
     logits = jnp.einsum("bph,vh->bpv", x, embedding_table.astype(dtype),
                         preferred_element_type=jnp.float32)
     logits = logits + bias.astype(jnp.float32)

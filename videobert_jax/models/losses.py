@@ -33,7 +33,8 @@ def pretraining_loss(outputs: Mapping[str, jnp.ndarray], batch: Mapping[str, jnp
   """Returns ``(loss, sums)`` for one batch.
 
   Args:
-    outputs: the model's outputs, ``mlm_logits`` [B, P, V] and
+    outputs: the model's outputs, ``mlm_logits`` [B, P, V] (with ``mlm_targets``
+      [B, P] when V is a subset of the vocabulary) and
       ``alignment_logits`` [B, 2] (packed: [B, S, 2]), both float32.
     batch: the model batch (``videobert_jax.batch``), packed or not.
     objective_weights: weight of each loss, keys ``text``, ``video``,
@@ -52,7 +53,9 @@ def pretraining_loss(outputs: Mapping[str, jnp.ndarray], batch: Mapping[str, jnp
   if missing:
     raise ValueError(f"objective_weights lacks {missing}; it needs {list(LOSS_NAMES)}")
   logits = outputs["mlm_logits"].astype(jnp.float32)
-  targets = batch["masked_ids"]
+  # With model.mlm_vocab_ids the logits rank those ids only, and the model gives the
+  # targets as indices among them.
+  targets = outputs.get("mlm_targets", batch["masked_ids"])
   token_loss = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
   token_correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
   weights = batch["masked_weights"].astype(jnp.float32)

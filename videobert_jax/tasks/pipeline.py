@@ -89,28 +89,29 @@ def ensure_datasets(data_config, kinds=("text", "video", "video_text")) -> dict:
   for kind in kinds:
     name = datasets.PRETRAINING_BUILDERS[kind]
     with quiet.tfds_build_messages_to_log():
-      builder = _builder(data_config, kind)
-      if not builder.is_prepared():
+      dataset_builder = builder(data_config, kind)
+      if not dataset_builder.is_prepared():
         if not corpus_dir:
           raise CorpusError("config.data.corpus_dir",
-                            f"not set, and {builder.data_path} is not built yet")
+                            f"not set, and {dataset_builder.data_path} is not built yet")
         if kind != "text" and not _get(data_config, "codebook"):
           raise CorpusError("config.data.codebook",
-                            f"not set, and {builder.data_path} is not built yet")
+                            f"not set, and {dataset_builder.data_path} is not built yet")
         # The first step waits on this, so say what it is (a bar follows on a terminal).
-        print(f"building dataset {name} from {corpus_dir} into {builder.data_path} "
+        print(f"building dataset {name} from {corpus_dir} into {dataset_builder.data_path} "
               "(once; later runs reuse it)", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        builder.download_and_prepare()
-        sizes = {split: int(info.num_examples) for split, info in builder.info.splits.items()}
+        dataset_builder.download_and_prepare()
+        sizes = {split: int(info.num_examples)
+                 for split, info in dataset_builder.info.splits.items()}
         print(f"built {name}: " + ", ".join(f"{n:,} {split}" for split, n in sizes.items())
               + f" examples in {time.perf_counter() - started:.1f} s", file=sys.stderr,
               flush=True)
-    meta = dict(builder.info.metadata)
+    meta = dict(dataset_builder.info.metadata)
     if corpus_dir and meta.get("source_fingerprint") != _expected_fingerprint(
         data_config, kind):
       raise DatasetMismatchError(
-          os.fspath(builder.data_path),
+          os.fspath(dataset_builder.data_path),
           f"built from corpus {meta.get('corpus_dir')}, codebook "
           f"{meta.get('codebook')}, vocab {meta.get('vocab_path')} (or another "
           "evaluation id list), not the config's inputs; delete it or set another "
@@ -122,11 +123,11 @@ def ensure_datasets(data_config, kinds=("text", "video", "video_text")) -> dict:
 def dataset_sizes(data_config, kinds=("text", "video", "video_text")) -> dict:
   """``{kind: {split: examples}}`` of the built pretraining datasets."""
   return {kind: {split: int(info.num_examples)
-                 for split, info in _builder(data_config, kind).info.splits.items()}
+                 for split, info in builder(data_config, kind).info.splits.items()}
           for kind in kinds}
 
 
-def _builder(data_config, kind: str):
+def builder(data_config, kind: str):
   """The TFDS builder of one pretraining dataset under ``data_config.tfds_data_dir``."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   from videobert_jax import datasets  # pylint: disable=import-outside-toplevel
@@ -176,7 +177,7 @@ def host_sharding(data_config, kinds, split: str, num_shards: int) -> dict[str, 
   """
   modes = {}
   for kind in kinds:
-    info = _builder(data_config, kind).info.splits[split]
+    info = builder(data_config, kind).info.splits[split]
     if split == "train" and num_shards > 1 and int(info.num_examples) < num_shards:
       raise ValueError(f"{split} split of {kind} has {info.num_examples} examples, fewer "
                        f"than the {num_shards} hosts: use fewer hosts, a bigger corpus or "

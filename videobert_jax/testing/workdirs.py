@@ -45,12 +45,32 @@ def tiny_config(codebook_path: str, num_visual_words: int):
   return config
 
 
+def world_config(root: str, num_videos: int = 6, validation_percent: float = 50.0,
+                 world_dir: str | None = None):
+  """A small synthetic world (or ``world_dir``'s) and a tiny config on its corpus.
+
+  Returns ``(world summary, config)``; the codebook and TFDS datasets go under ``root``.
+  """
+  if world_dir is None:
+    world = synthetic_world(os.path.join(root, "world"), num_videos=num_videos)
+  else:
+    world = {"out_dir": world_dir, "corpus_dir": os.path.join(world_dir, "corpus")}
+  book = fit_codebook(os.path.join(world["corpus_dir"], "features"),
+                      os.path.join(root, "cb.npz"))
+  config = tiny_config(os.path.join(root, "cb.npz"), book.num_words)
+  config.data.corpus_dir = world["corpus_dir"]
+  config.data.tfds_data_dir = os.path.join(root, "tfds")
+  config.data.validation_percent = validation_percent
+  return world, config
+
+
 def untrained_workdir(workdir: str, config, step: int = 0, seed: int = 0) -> str:
   """Writes ``config.json`` and a checkpoint of randomly initialised parameters."""
   import jax  # pylint: disable=g-import-not-at-top
   from videobert_jax.train import checkpointing  # pylint: disable=g-import-not-at-top
   from videobert_jax.train import state as train  # pylint: disable=g-import-not-at-top
-  config, centroids = train.resolve_model_config(config)
+  from videobert_jax.train import loop  # pylint: disable=g-import-not-at-top
+  config, centroids, _ = loop.prepare(config, workdir)
   fileio.write_text(os.path.join(workdir, "config.json"),
                     config.to_json_best_effort(indent=2) + "\n")
   setup = train.Setup(config)

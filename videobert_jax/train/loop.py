@@ -21,6 +21,7 @@ import numpy as np
 
 from videobert_jax import batch as batch_lib
 from videobert_jax import fileio
+from videobert_jax import tokens
 from videobert_jax.models import flops
 from videobert_jax.models import losses
 from videobert_jax.models import partitioning
@@ -267,15 +268,33 @@ def check_initialisation(config) -> None:
         "--config.init.from_scratch=True to train that way on purpose")
 
 
-def prepare(config, workdir: str):
+def _resolve_mlm_vocabulary(config, can_read_datasets: bool):
+  """Fills ``model.mlm_vocab_ids`` (``tasks.mlm_vocabulary``); the chief builds first."""
+  from videobert_jax.tasks import mlm_vocabulary  # pylint: disable=g-import-not-at-top
+  needs = (config.model.get("mlm_vocab", "full") == "corpus"
+           and config.model.get("mlm_vocab_ids") is None)
+  if needs and can_read_datasets and jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    from videobert_jax.tasks import pipeline  # pylint: disable=g-import-not-at-top
+    if jax.process_index() == 0:
+      pipeline.ensure_datasets(config.data, kinds=mlm_vocabulary.TEXT_KINDS)
+    multihost_utils.sync_global_devices("videobert_jax.train: text datasets built")
+  layout = tokens.TokenLayout(config.model.text_vocab_size, config.model.num_visual_words)
+  return mlm_vocabulary.resolve(config, layout, can_read_datasets=can_read_datasets)
+
+
+def prepare(config, workdir: str, *, can_read_datasets: bool = True):
   """The resolved config of a run in ``workdir``, checked against what it holds.
 
   Returns ``(config, leaf_centroids, final_metrics)``; ``final_metrics`` is not
   None when the workdir already finished this run (nothing is left to do). Raises
   ``workdir.ConfigMismatchError`` before anything is written.
+  ``can_read_datasets``: the batches come from the config's datasets (not a
+  custom batch source), so ``model.mlm_vocab = "corpus"`` can read them.
   """
   check_initialisation(config)
   config, centroids = state_lib.resolve_model_config(workdir_lib.absolute_paths(config))
+  config = _resolve_mlm_vocabulary(config, can_read_datasets)
   workdir_lib.check_workdir(config, workdir)
   return config, centroids, workdir_lib.finished_metrics(workdir, config.train.num_steps)
 
@@ -302,7 +321,8 @@ def train(config, workdir: str, *, batch_source: BatchSource | None = None,
 
   source = batch_source or default_batch_source
   is_chief = jax.process_index() == 0
-  config, centroids, finished = prepare(config, workdir)
+  config, centroids, finished = prepare(config, workdir,
+                                        can_read_datasets=source is default_batch_source)
   if finished is not None:
     if is_chief:
       print(f"nothing to do: {workdir} already finished step {finished['step']}")

@@ -186,7 +186,8 @@ class Setup(ModelSetup):
     """Training FLOPs per token of this model (issue 5's count)."""
     m = self.config.model
     sizes = batch_lib.sizes(self.config.data)
+    ranked = self.model.mlm_vocab_ids  # the rows the softmax ranks
     return flops.train_flops_per_token(
         m.num_layers, m.hidden_size, m.mlp_dim, sizes["seq_len"],
-        self.layout.vocab_size, sizes["max_predictions"])
+        self.layout.vocab_size if ranked is None else len(ranked), sizes["max_predictions"])
 

@@ -19,6 +19,9 @@ LOCKED_SECTIONS = ("model", "data")
 # Fields whose values are paths: made absolute so the workdir works from any folder.
 PATH_FIELDS = (("data", "corpus_dir"), ("data", "codebook"), ("data", "tfds_data_dir"),
                ("data", "vocab_path"), ("data", "eval_video_ids"), ("init", "checkpoint"))
+# Fields added after workdirs were written without them, with the value that does
+# what those runs did: a workdir lacking the field matches a config that has it.
+ADDED_FIELDS = {"model.mlm_vocab": "full", "model.mlm_vocab_ids": None}
 
 
 class ConfigMismatchError(ValueError):
@@ -65,8 +68,20 @@ def config_differences(saved: Mapping[str, Any], config) -> list[str]:
   """``field=saved vs config`` for every locked field whose value differs."""
   old = _flatten({k: saved.get(k, {}) for k in LOCKED_SECTIONS})
   new = _flatten({k: json.loads(config[k].to_json_best_effort()) for k in LOCKED_SECTIONS})
-  return [f"{name}={old.get(name)!r} in the workdir, {new.get(name)!r} in the config"
-          for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+  for name, value in ADDED_FIELDS.items():
+    old.setdefault(name, value)
+  return [f"{name}={_short(old.get(name))} in the workdir, {_short(new.get(name))} in "
+          "the config" for name in sorted(set(old) | set(new))
+          if old.get(name) != new.get(name)]
+
+
+def _short(value: Any, limit: int = 60) -> str:
+  """``repr(value)``, long lists (``model.mlm_vocab_ids``) cut to ``limit`` characters."""
+  text = repr(value)
+  if len(text) <= limit:
+    return text
+  size = f", {len(value)} items" if isinstance(value, (list, tuple)) else ""
+  return f"{text[:limit]}...{size}"
 
 
 def check_workdir(config, workdir: str) -> None:
