@@ -108,6 +108,8 @@ def load_sentences(builder, split: str, clip_seconds: float) -> dict[str, list[S
   rows = []
   for ex in tfds.as_numpy(builder.as_dataset(split=split)):
     words = np.asarray(ex["visual_words"], np.int64)
+    # The example holds words[first:last] of its video; only ``first`` is needed here
+    # (the clip count bounds ``last``, which the visual words already give).
     first = segments.clip_range(float(ex["start"]), float(ex["end"]), clip_seconds,
                                 10**9)[0]
     rows.append((int(ex["sentence_index"]), Sentence(
