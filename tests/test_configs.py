@@ -60,7 +60,8 @@ def test_large_defaults_to_the_paper_recipe_and_tiny_to_the_projects():
   # One video per pair, masked-token loss on every aligned pair, no text-to-video
   # masking, equal mixture rates.
   assert (paper.data.paired_negatives, paper.data.alignment_pairs_mlm,
-          paper.data.video_mask_rate) == (False, True, 0.0)
+          paper.data.mask_alignment_pairs, paper.data.video_mask_rate) == (
+              False, True, True, 0.0)
   assert paper.data.mixture_rates.to_dict() == {"text": 1.0, "video": 1.0, "video_text": 1.0}
   assert not paper.init.from_scratch
   actions = pretrain.get_config("large,actions")
@@ -68,9 +69,10 @@ def test_large_defaults_to_the_paper_recipe_and_tiny_to_the_projects():
   assert actions.model.to_dict() == paper.model.to_dict()  # a recipe is not a size
   tiny = pretrain.get_config("tiny")
   assert tiny.recipe == "actions" and tiny.data.min_video_tokens == 4
+  # Alignment pairs train alignment alone; they are still masked (whole pairs: a lever).
   assert (tiny.data.paired_negatives, tiny.data.alignment_pairs_mlm,
-          tiny.data.video_mask_rate, tiny.data.mixture_rates.video_text) == (
-              True, False, 0.25, 3.0)
+          tiny.data.mask_alignment_pairs, tiny.data.video_mask_rate,
+          tiny.data.mixture_rates.video_text) == (True, False, True, 0.25, 3.0)
   assert pretrain.get_config("tiny,paper").data.to_dict() == {
       **tiny.data.to_dict(), "action_mask_rate": 0.0, "alignment_rate": 1.0,
       "min_video_tokens": 1, "paired_negatives": False, "alignment_pairs_mlm": True,

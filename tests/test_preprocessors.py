@@ -349,6 +349,52 @@ def test_alignment_pairs_mlm_switch(alignment_pairs_mlm, expected):
   assert (out["alignment_weight"], out["mlm_weight"]) == (0.0, 1.0)
 
 
+def test_alignment_pairs_left_whole_when_they_carry_no_masked_token_loss():
+  # data.mask_alignment_pairs False (the actions recipe): the pairs that train
+  # alignment keep every token, so the head sees the verb and noun it must match;
+  # the other pairs are masked as before.
+  spec = make_spec(max_seq_len=32, max_text_tokens=12, max_video_tokens=8,
+                   max_predictions=6, action_mask_rate=1.0, alignment_rate=0.5,
+                   paired_negatives=True, alignment_pairs_mlm=False,
+                   mask_alignment_pairs=False)
+  examples = [{**pair(f"v{i % 30}", [110 + i // 300, 201, 110 + i % 300, 301], [i % 9, 2, 3]),
+               "action_groups": [0, 0, 0, 1], "next_action_groups": []} for i in range(200)]
+  texts = {tuple(ex["text_ids"]) for ex in examples}
+  out = _video_text_stream(spec, examples)
+  alignment = [ex for ex in out if ex["alignment_weight"] == 1.0]
+  others = [ex for ex in out if ex["alignment_weight"] == 0.0]
+  assert alignment and others
+  for ex in alignment:
+    assert len(ex["masked_positions"]) == 0 and ex["mlm_weight"] == 0.0
+    assert tokens.MASK_ID not in ex["input_ids"]
+    assert tuple(ex["input_ids"][1:5]) in texts
+  assert sorted({ex["alignment_label"] for ex in alignment}) == [0, 1]
+  assert all(list(ex["masked_positions"]) == [4] and tokens.MASK_ID in ex["input_ids"]
+             for ex in others)
+
+
+def test_validation_alignment_pairs_are_scored_whole_when_trained_whole():
+  # The alignment validation task follows the training spec: whole pairs there,
+  # whole pairs here, so the eval measures what the head was trained on.
+  spec = make_spec(alignment_pairs_mlm=False, mask_alignment_pairs=False)
+  examples = [pair(f"v{i % 5}", [110 + i, 201], [i % 9, 2]) for i in range(40)]
+  ds = pp.select_features(dataset(examples), spec=spec)
+  with seqio.utils.map_seed_manager(0):
+    ds = negatives_lib.alignment_negatives(ds, spec=spec, paired=True)
+    ds = pp.assemble(ds, spec=spec, objective=batch_lib.VIDEO_TEXT)
+    out = list(pp.mask_tokens(ds, spec=spec).as_numpy_iterator())
+  assert len(out) >= 60
+  assert all(ex["alignment_weight"] == 1.0 and len(ex["masked_positions"]) == 0
+             and tokens.MASK_ID not in ex["input_ids"] for ex in out)
+
+
+def test_unmasked_alignment_pairs_cannot_carry_a_masked_token_loss():
+  with pytest.raises(ValueError, match="alignment_pairs_mlm=False"):
+    make_spec(mask_alignment_pairs=False, alignment_pairs_mlm=True)
+  with pytest.raises(ValueError, match="mlm_on_negatives=False"):
+    make_spec(mask_alignment_pairs=False, alignment_pairs_mlm=False, mlm_on_negatives=True)
+
+
 def test_validation_pairs_score_every_sentence_both_ways_without_masked_loss():
   # The alignment validation task (paired=True): each example with another video
   # pooled comes out aligned and negative, alignment only; exactly half negatives.

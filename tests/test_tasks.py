@@ -106,8 +106,11 @@ def pipeline_config(tmp_path_factory):
   return config
 
 
-def test_pretrain_batches_have_the_documented_fields_and_shapes(pipeline_config):
-  config = pipeline_config
+@pytest.mark.parametrize("mask_alignment_pairs", [True, False])
+def test_pretrain_batches_have_the_documented_fields_and_shapes(pipeline_config,
+                                                                 mask_alignment_pairs):
+  config = pipeline_config.copy_and_resolve_references()
+  config.data.mask_alignment_pairs = mask_alignment_pairs
   batches = input_pipeline.pretrain_batches(config, batch_size=16)
   seen = []
   for _, batch in zip(range(6), batches):
@@ -124,12 +127,16 @@ def test_pretrain_batches_have_the_documented_fields_and_shapes(pipeline_config)
     assert (batch["alignment_label"][(objective == batch_lib.VIDEO_TEXT) & ~aligning] == 1).all()
     # Real tokens first, then padding; every real example has a prediction,
     # weighted 0 on negative video-text pairs and, in the tiny recipe
-    # (alignment_pairs_mlm False), on every pair that trains alignment.
+    # (alignment_pairs_mlm False), on every pair that trains alignment; with
+    # mask_alignment_pairs False those pairs are whole (no [MASK], no targets).
     mask = batch["attention_mask"]
     assert (np.diff(mask, axis=1) <= 0).all()
     negative = (objective == batch_lib.VIDEO_TEXT) & (batch["alignment_label"] == 0)
     no_mlm = negative | (aligning & (not config.data.alignment_pairs_mlm))
-    assert (batch["masked_positions"][:, 0] > 0).all()
+    masked = ~aligning | mask_alignment_pairs
+    assert (batch["masked_positions"][masked, 0] > 0).all()
+    assert (batch["masked_positions"][~masked] == 0).all()
+    assert not (batch["input_ids"][~masked] == tokens.MASK_ID).any()
     assert (batch["masked_weights"][~no_mlm].sum(1) >= 1).all()
     assert (batch["masked_weights"][no_mlm] == 0).all()
     rows = np.arange(16)[:, None]
@@ -214,9 +221,10 @@ def test_sequence_spec_takes_config_fields_and_defaults_for_absent_ones():
   config.data.min_video_tokens = 2
   config.data.video_text_mask_rate = 0.4
   config.data.mlm_on_negatives = True
+  config.data.mask_alignment_pairs = True  # a loss on negatives needs them masked
   spec = tasks.sequence_spec(config.data, layout, first_word_id=104)
-  assert (spec.min_video_tokens, spec.video_text_mask_rate, spec.mlm_on_negatives) == (
-      2, 0.4, True)
+  assert (spec.min_video_tokens, spec.video_text_mask_rate, spec.mlm_on_negatives,
+          spec.mask_alignment_pairs) == (2, 0.4, True, True)
   bare = {k: config.data[k] for k in ("max_seq_len", "max_text_tokens",
                                       "max_video_tokens", "max_predictions", "mask_rate")}
   default = tasks.sequence_spec(ml_collections.ConfigDict(bare), layout, first_word_id=104)
@@ -229,12 +237,16 @@ def test_recipe_statistics_show_what_each_recipe_does(pipeline_config):
   paper = pipeline_config.copy_and_resolve_references()
   from videobert_jax.configs import pretrain  # the paper recipe's data fields
   recipe_fields = ("action_mask_rate", "alignment_rate", "min_video_tokens",
-                   "paired_negatives", "alignment_pairs_mlm", "video_mask_rate")
+                   "paired_negatives", "alignment_pairs_mlm", "mask_alignment_pairs",
+                   "video_mask_rate")
   paper_data = pretrain.get_config("tiny,paper").data
   paper.data.update({k: paper_data[k] for k in recipe_fields})
   paper.data.mixture_rates = paper_data.mixture_rates
   ours = recipe_stats.recipe_statistics(pipeline_config, num_examples=96)
   theirs = recipe_stats.recipe_statistics(paper, num_examples=96)
+  whole = pipeline_config.copy_and_resolve_references()
+  whole.data.mask_alignment_pairs = False
+  whole = recipe_stats.recipe_statistics(whole, num_examples=96)
   assert set(ours) == {"text", "video", "video_text"}
   # BERT's 15% of the maskable tokens (rounded per example, at least one).
   assert 0.1 < theirs["text"]["masked_share"] < 0.3
@@ -247,6 +259,13 @@ def test_recipe_statistics_show_what_each_recipe_does(pipeline_config):
   assert theirs["video_text"]["alignment_share"] == 1.0
   assert 0.5 < ours["video_text"]["alignment_share"] < 0.8
   assert 0.3 < theirs["video_text"]["negative_share_of_alignment"] < 0.7
+  # Alignment pairs are masked (BERT's next-sentence pairs are) unless left whole.
+  assert ours["video_text"]["whole_share_of_alignment"] == 0.0
+  assert theirs["video_text"]["whole_share_of_alignment"] == 0.0
+  assert whole["video_text"]["whole_share_of_alignment"] == 1.0
+  assert whole["video_text"]["masked_share"] < ours["video_text"]["masked_share"]
+  assert "left unmasked" in recipe_stats.describe(whole)
+  assert "left unmasked" not in recipe_stats.describe(ours)
   # The paper's rates are really drawn from 1..5; the cap keeps short spans at 1.
   drawn = [theirs["video"][f"subsample_rate_{r}_share"] for r in range(1, 6)]
   assert sum(drawn) == pytest.approx(1.0) and sum(v > 0 for v in drawn) >= 4

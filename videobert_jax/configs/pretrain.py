@@ -153,6 +153,7 @@ def _data_config(arg: str) -> ml_collections.ConfigDict:
   # Each alignment text shown with its own video and with another's, in one stream.
   data.paired_negatives = False  # alignment pairs both ways (aligned + negative)
   data.alignment_pairs_mlm = True  # masked-token loss on aligned alignment pairs too
+  data.mask_alignment_pairs = True  # BERT masking on alignment pairs (False: left whole, a lever)
   data.mixture_rates = ml_collections.ConfigDict(
       {"text": 1.0, "video": 1.0, "video_text": 1.0})  # sampling rate per objective
   data.seed = 0  # shuffling and masking

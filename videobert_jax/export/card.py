@@ -120,6 +120,9 @@ def _departures(config) -> list[str]:
   if float(data.get("action_mask_rate", 0.0)) > 0:
     points.append(f"action masking of verb-object pairs in {data.action_mask_rate:.0%} of "
                   "video-text examples (paper: BERT's random masking)")
+  if not data.get("mask_alignment_pairs", True):
+    points.append("alignment pairs left unmasked and trained on the alignment loss alone "
+                  "(paper: not said; BERT's next-sentence pairs are masked)")
   if int(train.num_steps) != PAPER_STEPS:
     points.append(f"{train.num_steps} steps at batch {train.batch_size}, lr "
                   f"{train.learning_rate:g} (paper: 500K at 128, lr 1e-5)")

@@ -81,6 +81,11 @@ class SequenceSpec:
   # Masked-token loss on the aligned pairs that train alignment (False: those pairs
   # train alignment alone; the masked-token objectives then see only the others).
   alignment_pairs_mlm: bool = True
+  # BERT masking on the pairs that train alignment. When those pairs carry no
+  # masked-token loss (alignment_pairs_mlm and mlm_on_negatives off), masking them
+  # only hides evidence: a masked verb or noun is the very word the alignment head
+  # must match to the video. False leaves them whole, in training and validation.
+  mask_alignment_pairs: bool = True
   # Random text replacements are drawn from [first_word_id, text_vocab_size):
   # the ordinary WordPieces, past [PAD], [unusedN] and the specials.
   first_word_id: int = tokens.MASK_ID + 1
@@ -97,6 +102,11 @@ class SequenceSpec:
     for name in ("action_mask_rate", "video_mask_rate", "alignment_rate", "negative_rate"):
       if not 0 <= getattr(self, name) <= 1:
         raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+    if not self.mask_alignment_pairs and (self.alignment_pairs_mlm
+                                          or self.mlm_on_negatives):
+      raise ValueError("mask_alignment_pairs=False leaves the alignment pairs without "
+                       "masked tokens, so they cannot carry a masked-token loss: set "
+                       "alignment_pairs_mlm=False and mlm_on_negatives=False")
     if not tokens.MASK_ID < self.first_word_id < self.layout.text_vocab_size:
       raise ValueError(f"first_word_id {self.first_word_id} outside the WordPieces")
 
@@ -240,6 +250,9 @@ def mask_tokens(ex, seed, spec: SequenceSpec):
                    tf.int32)
   count = tf.minimum(tf.minimum(tf.maximum(wanted, 1), num_candidates),
                      spec.max_predictions)
+  if not spec.mask_alignment_pairs:
+    # An alignment pair keeps every token (no predictions): see SequenceSpec.
+    count = tf.where(ex["alignment_weight"] > 0, 0, count)
   video_masked = tf.constant(False)
   if spec.video_mask_rate > 0:
     candidates, count, video_masked = _video_choice(

@@ -43,6 +43,8 @@ def _objective_stats(examples: list[dict], max_subsample: int) -> dict[str, floa
     labels = np.asarray([int(ex["alignment_label"]) for ex in examples])
     out["alignment_share"] = float((weights > 0).mean())
     out["negative_share_of_alignment"] = float((labels[weights > 0] == 0).mean())
+    out["whole_share_of_alignment"] = float(np.mean(
+        [np.size(ex["masked_positions"]) == 0 for ex, w in zip(examples, weights) if w > 0]))
   return out
 
 
@@ -55,7 +57,8 @@ def recipe_statistics(config, num_examples: int = DEFAULT_EXAMPLES,
   ``video_masked_share``
   (examples whose verb-object pairs were masked), ``subsample_rate_mean`` and
   ``subsample_rate_<r>_share`` (video objectives), ``alignment_share`` and
-  ``negative_share_of_alignment`` (video-text).
+  ``negative_share_of_alignment`` and ``whole_share_of_alignment`` (alignment
+  pairs with no masked token: ``data.mask_alignment_pairs`` False) (video-text).
   """
   import seqio  # pylint: disable=import-outside-toplevel
   from videobert_jax.tasks import pipeline  # pylint: disable=import-outside-toplevel
@@ -100,7 +103,9 @@ def describe(stats: dict[str, dict[str, float]]) -> str:
       parts.append("subsampling rate 1..%d drawn %s" % (
           len(shares), "/".join(f"{100 * v:.0f}%" for v in shares)))
     if "alignment_share" in s:
+      whole = s.get("whole_share_of_alignment", 0.0)
       parts.append(f"{100 * s['alignment_share']:.0f}% train alignment "
-                   f"({100 * s['negative_share_of_alignment']:.0f}% of those negative)")
+                   f"({100 * s['negative_share_of_alignment']:.0f}% of those negative"
+                   + (f", {100 * whole:.0f}% left unmasked)" if whole else ")"))
     lines.append(f"recipe, {kind}: " + ", ".join(parts))
   return "\n".join(lines)

@@ -75,6 +75,7 @@ _OPTIONAL_SPEC_FIELDS = {
     "concat_rate": float,
     "max_subsample": int, "min_video_tokens": int, "negative_rate": float, "alignment_rate": float,
     "mlm_on_negatives": bool, "paired_negatives": bool, "alignment_pairs_mlm": bool,
+    "mask_alignment_pairs": bool,
 }
 
 

@@ -21,7 +21,8 @@ PATH_FIELDS = (("data", "corpus_dir"), ("data", "codebook"), ("data", "tfds_data
                ("data", "vocab_path"), ("data", "eval_video_ids"), ("init", "checkpoint"))
 # Fields added after workdirs were written without them, with the value that does
 # what those runs did: a workdir lacking the field matches a config that has it.
-ADDED_FIELDS = {"model.mlm_vocab": "full", "model.mlm_vocab_ids": None}
+ADDED_FIELDS = {"model.mlm_vocab": "full", "model.mlm_vocab_ids": None,
+                "data.mask_alignment_pairs": True}
 
 
 class ConfigMismatchError(ValueError):
