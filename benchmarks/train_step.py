@@ -66,6 +66,9 @@ def parse_args(argv=None):
                       help="draw the text from this many WordPieces and rank only "
                            "those (model.mlm_vocab='corpus'; the bundled world uses "
                            "156); 0: every WordPiece, the whole table ranked (as HF)")
+  parser.add_argument("--layers", type=int, default=None,
+                      help="encoder layers (default: the size's; tiny was 2 before "
+                           "2026-12-07, 4 since)")
   parser.add_argument("--skip-hf", action="store_true", help="time only our step")
   parser.add_argument("--json", default=None, help="write the results here (JSON)")
   return parser.parse_args(argv)
@@ -75,6 +78,7 @@ def make_config(args):
   """The benchmark's config: the named size with the flags applied."""
   config = pretrain.get_config(args.size)
   config.model.num_visual_words = args.num_visual_words
+  config.model.num_layers = args.layers or config.model.num_layers
   config.model.dtype = args.dtype or config.model.dtype
   if args.freeze_embeddings != "config":
     config.model.freeze_embeddings = args.freeze_embeddings == "on"

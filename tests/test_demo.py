@@ -66,11 +66,18 @@ def test_default_demo_learns_the_video_language_link_on_an_unseen_world(tmp_path
   # "Clearly": #16's bar for the paper's masking, 1.5x the best prior in top-5.
   for column in ("verb_top5", "noun_top5"):
     assert cross[column] >= 1.5 * max(prior[column] for prior in priors), column
-  # Alignment learns: above chance (0.5) by more than 3 standard errors of ~300
-  # validation pairs (0.029). #16's 0.80 is not reached. This bar was 0.7 until
-  # 2026-12-06, when the run at HEAD gave 0.689 here (docs/training.md).
+  # Near the counting ceiling: #16 asks 90% of the co-occurrence row's top-5 on the
+  # reported world and one more; one run on this world is held to 80%, set before the
+  # 4-layer default's first run here (the 2-layer default's nouns were 58% here).
+  ceiling = rows["Co-occurrence (visual words x speech)"]
+  for column in ("verb_top5", "noun_top5"):
+    assert cross[column] >= 0.8 * ceiling[column], column
+  # Alignment learns: 0.7 is 7 standard errors of ~300 validation pairs above chance.
+  # It was 0.6 from 2026-12-06 (the 2-layer default gave 0.689 here) and is 0.7 again
+  # from the 4-layer default, set before its run here; #16's 0.80 sits at what a
+  # supervised read of this world's visual words reaches (78.3%, docs/synthetic_world.md).
   metrics = json.loads((workdir / "train" / "final_metrics.json").read_text())
-  assert metrics["eval/alignment/accuracy"] >= 0.6
+  assert metrics["eval/alignment/accuracy"] >= 0.7
   # Text-to-video reads the text (#16's bar: 2x the text-blind frequency prior).
   recall = results["text-to-video recall"]
   assert recall["model_recall"] >= 2 * recall["prior_recall"]

@@ -39,6 +39,7 @@ def compilation_cache(tmp_path_factory):
 
 def tiny_config(**train_overrides):
   config = pretrain.get_config("tiny")
+  config.model.num_layers = 2  # the default's 4 are for learning; 2 keep tests fast
   config.model.num_visual_words = NUM_VISUAL_WORDS
   config.model.text_vocab_size = TEXT_VOCAB
   config.data.max_seq_len, config.data.max_predictions = T, P

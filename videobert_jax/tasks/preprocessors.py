@@ -83,8 +83,9 @@ class SequenceSpec:
   alignment_pairs_mlm: bool = True
   # BERT masking on the pairs that train alignment. When those pairs carry no
   # masked-token loss (alignment_pairs_mlm and mlm_on_negatives off), masking them
-  # only hides evidence: a masked verb or noun is the very word the alignment head
-  # must match to the video. False leaves them whole, in training and validation.
+  # hides evidence (often the verb or noun the head must match to the video) and
+  # adds input noise. False leaves them whole, in training and validation: a
+  # measured lever, not the default (docs/training.md, "Alignment on whole pairs").
   mask_alignment_pairs: bool = True
   # Random text replacements are drawn from [first_word_id, text_vocab_size):
   # the ordinary WordPieces, past [PAD], [unusedN] and the specials.
