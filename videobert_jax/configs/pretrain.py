@@ -30,8 +30,8 @@ import ml_collections
 
 # name -> (layers, hidden, heads, mlp)
 SIZES = {
-    # 4 layers: deeper than the first tiny (2) at the same step time, bought by the
-    # corpus-ranked softmax; it learned alignment and every zero-shot column better
+    # 4 layers: deeper than the first tiny (2) at about its training rate, bought by
+    # the corpus-ranked softmax; it learned alignment and every zero-shot column better
     # on both dev worlds (docs/training.md, "Depth for alignment").
     "tiny": (4, 128, 2, 512),  # trains in minutes on 2 CPU cores
     "small": (6, 384, 12, 1536),  # the all-MiniLM-L6-v2 checkpoint's shape

@@ -41,7 +41,7 @@ def tiny_config(codebook_path: str, num_visual_words: int):
   config = pretrain.get_config("tiny")
   config.data.codebook = codebook_path
   config.model.num_visual_words = num_visual_words
-  # The default's 4 layers are for learning; tests of behaviour run 2, twice as fast.
+  # The default's 4 layers are for learning; tests of behaviour run 2, half the encoder.
   config.model.num_layers = 2
   config.train.batch_size = 8
   return config
