@@ -159,10 +159,12 @@ def fit_codebook(corpus_dir: str, out_path: str, levels: int, clusters: int,
 
 def pretrain_config(args, corpus_dir: str, codebook: str):
   """The pretraining config of the demo: ``tiny`` (or ``small`` from MiniLM)."""
-  from videobert_jax.experiments import paper
+  from videobert_jax.experiments import paper, sweep
   config = paper.corpus_config(f"pretrain:{args.size}", corpus_dir, codebook,
                                os.path.join(args.workdir, "tfds"), args.seed,
                                steps=args.steps, vocab=args.vocab)
+  sweep.apply_overrides(config, [sweep.parse_override(item) for item in args.set],
+                        flag="--set")
   if args.size == "small":
     from videobert_jax.text import wordpiece
     # all-MiniLM-L6-v2 is a 6x384 BERT; its folder holds the safetensors.
@@ -279,6 +281,10 @@ def _parser() -> argparse.ArgumentParser:
                            "overfit long before that)")
   parser.add_argument("--skip-captioning", action="store_true",
                       help="stop after zero-shot classification")
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="override a field of the pretraining config (repeatable), "
+                           "e.g. --set data.action_mask_rate=0.0 for BERT's random "
+                           "masking (docs/training.md)")
   quiet.add_verbose_flag(parser)
   return parser
 
@@ -366,10 +372,22 @@ def _report(args, corpus_dir: str, stages: Stages, start: float) -> None:
   print(f"\nDemo finished in {total:.0f} s; results in {out}")
 
 
+def _check_overrides(parser: argparse.ArgumentParser, args) -> None:
+  """Refuses a bad ``--set`` before any stage runs (not after minutes of them)."""
+  from videobert_jax import configs
+  from videobert_jax.experiments import sweep
+  try:
+    sweep.apply_overrides(configs.load(f"pretrain:{args.size}"),
+                          [sweep.parse_override(item) for item in args.set], flag="--set")
+  except ValueError as e:
+    parser.error(str(e))
+
+
 def main(argv=None) -> int:
   """Runs the demo pipeline and prints a summary."""
   parser = _parser()
   args = parser.parse_args(argv)
+  _check_overrides(parser, args)
   # TensorFlow (input pipelines only) logs oneDNN and CUDA probing at import; keep
   # the demo readable.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -54,20 +54,25 @@ def parse_variant(spec: str) -> Variant:
   name, _, fields = spec.partition(":")
   if not name or not all(c.isalnum() or c in "-_." for c in name):
     raise ValueError(f"--variant {spec!r}: a name of letters, digits, -_. comes first")
-  overrides = []
-  for item in filter(None, fields.split(",")):
-    key, sep, text = item.partition("=")
-    if not sep:
-      raise ValueError(f"--variant {spec!r}: {item!r} is not FIELD=VALUE")
-    try:
-      value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      value = text  # a bare string
-    overrides.append((key.strip(), value))
-  return Variant(name, tuple(overrides))
+  items = list(filter(None, fields.split(",")))
+  return Variant(name, tuple(parse_override(item, flag="--variant", spec=spec)
+                             for item in items))
 
 
-def apply_overrides(config, overrides: Sequence[tuple[str, Any]]):
+def parse_override(item: str, *, flag: str = "--set", spec: str | None = None
+                   ) -> tuple[str, Any]:
+  """``train.learning_rate=2e-3`` -> (field, value): a Python literal, else the text."""
+  key, sep, text = item.partition("=")
+  if not sep or not key.strip():
+    raise ValueError(f"{flag} {spec or item!r}: {item!r} is not FIELD=VALUE")
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text  # a bare string
+  return key.strip(), value
+
+
+def apply_overrides(config, overrides: Sequence[tuple[str, Any]], flag: str = "--variant"):
   """Sets each dotted field of ``config``; a field it does not have is an error."""
   for key, value in overrides:
     *parents, leaf = key.split(".")
@@ -75,7 +80,7 @@ def apply_overrides(config, overrides: Sequence[tuple[str, Any]]):
     for part in parents:
       node = node.get(part) if hasattr(node, "get") else None
     if node is None or not hasattr(node, "get") or leaf not in node:
-      raise ValueError(f"--variant: the pretraining config has no field {key!r}")
+      raise ValueError(f"{flag}: the pretraining config has no field {key!r}")
     node[leaf] = value
   return config
 
